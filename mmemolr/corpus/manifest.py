@@ -1,0 +1,121 @@
+"""Custom corpora from a CSV or JSONL manifest (format documented in docs/corpora.md).
+
+Columns / keys:
+  dialogue_id (str), utterance_index (int, order inside the dialogue), speaker, text, label, split
+  (train/dev/test), and optionally utterance_id (default ``{dialogue_id}_u{utterance_index}``),
+  audio_path, video_path (relative to the manifest's folder or absolute), start, end (seconds or
+  HH:MM:SS.mmm inside the media file).
+The label set is the sorted set of labels found, unless ``labels`` is given (option ``labels``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mmemolr.corpus.model import Corpus, CorpusError, Utterance, build_dialogues
+from mmemolr.corpus.readers import parse_int, parse_time, read_csv_rows, read_text_file
+from mmemolr.corpus.registry import CorpusAdapter, register_corpus
+
+REQUIRED = ["dialogue_id", "utterance_index", "speaker", "text", "label", "split"]
+SPLIT_NAMES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "val": "dev", "test": "test"}
+
+
+def find_manifest(root: Path) -> Path:
+    if root.is_file():
+        return root
+    candidates = [p for name in ("manifest.csv", "manifest.jsonl") if (p := root / name).exists()]
+    if len(candidates) != 1:
+        raise CorpusError(f"{root}: expected exactly one of manifest.csv / manifest.jsonl, or pass the file itself")
+    return candidates[0]
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    for line_no, line in enumerate(read_text_file(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{path}: line {line_no}: invalid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise CorpusError(f"{path}: line {line_no}: each line must be a JSON object")
+        missing = [k for k in REQUIRED if k not in record]
+        if missing:
+            raise CorpusError(f"{path}: line {line_no}: missing key(s) {', '.join(missing)}")
+        out.append((line_no, record))
+    return out
+
+
+@register_corpus
+class ManifestAdapter(CorpusAdapter):
+    """Options: ``name`` (corpus name, default the manifest's folder name), ``labels`` (ordered list)."""
+
+    name = "manifest"
+    description = "Your own corpus from a CSV/JSONL manifest"
+
+    def load(self, root: Path) -> Corpus:
+        path = find_manifest(root)
+        records = _read_jsonl(path) if path.suffix == ".jsonl" else list(read_csv_rows(path, REQUIRED))
+        base = path.parent
+        rows: list[Utterance] = []
+        seen: dict[str, int] = {}
+        missing_media = 0
+        for line, rec in records:
+            where = f"{path}: line {line}"
+            split = SPLIT_NAMES.get(str(rec["split"]).strip().lower())
+            if split is None:
+                raise CorpusError(f"{where}: split {rec['split']!r} is not one of train, dev, test")
+            did = str(rec["dialogue_id"]).strip()
+            index = parse_int(str(rec["utterance_index"]), "utterance_index", where)
+            uid = str(rec.get("utterance_id") or f"{did}_u{index}").strip()
+            if uid in seen:
+                raise CorpusError(f"{where}: duplicate utterance id {uid!r} (first at line {seen[uid]})")
+            seen[uid] = line
+            label = str(rec["label"]).strip()
+            if not label:
+                raise CorpusError(f"{where}: empty label for utterance {uid!r}")
+            media: dict[str, str | None] = {}
+            for key in ("audio_path", "video_path"):
+                value = rec.get(key)
+                if value:
+                    media_path = Path(str(value))
+                    media_path = media_path if media_path.is_absolute() else base / media_path
+                    if not media_path.exists():
+                        missing_media += 1
+                        if self.options.get("require_media"):
+                            raise CorpusError(f"{where}: {key} {media_path} does not exist")
+                    media[key] = str(media_path)
+                else:
+                    media[key] = None
+            rows.append(
+                Utterance(
+                    id=uid, dialogue_id=did, index=index, speaker=str(rec["speaker"]).strip(),
+                    text=str(rec["text"]), label=label, split=split,
+                    audio_path=media["audio_path"], video_path=media["video_path"],
+                    start=parse_time(str(rec["start"]), where) if rec.get("start") not in (None, "") else None,
+                    end=parse_time(str(rec["end"]), where) if rec.get("end") not in (None, "") else None,
+                )
+            )
+        if not rows:
+            raise CorpusError(f"{path}: the manifest has no utterances")
+        found = sorted({u.label for u in rows if u.label is not None})
+        labels = list(self.options.get("labels") or found)
+        unknown = sorted(set(found) - set(labels))
+        if unknown:
+            first = next(u for u in rows if u.label in unknown)
+            raise CorpusError(f"{path}: utterance {first.id!r} has label {first.label!r} not in labels {labels}")
+        dialogues = build_dialogues(rows)
+        for d in dialogues:
+            splits = {u.split for u in d.utterances}
+            if len(splits) > 1:
+                raise CorpusError(f"{path}: dialogue {d.id!r} spans several splits: {sorted(splits)}")
+        return Corpus(
+            name=str(self.options.get("name") or base.name),
+            labels=labels,
+            dialogues=dialogues,
+            provenance={"format": path.suffix.lstrip("."), "file": str(path)},
+            report={"missing_media": missing_media},
+        )

@@ -1,0 +1,163 @@
+"""In-memory model of an ERC corpus: dialogues of ordered utterances."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SPLITS = ("train", "dev", "test")
+
+
+class CorpusError(ValueError):
+    """A malformed corpus record; the message names the file, row and what to do."""
+
+
+@dataclass
+class Utterance:
+    """One utterance. ``id`` is stable across runs and unique within the corpus."""
+
+    id: str
+    dialogue_id: str
+    index: int  # 0-based position inside the dialogue after ordering
+    speaker: str
+    text: str
+    label: str | None
+    split: str
+    audio_path: str | None = None
+    video_path: str | None = None
+    start: float | None = None  # seconds inside the media file, when it is longer than the utterance
+    end: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Utterance:
+        return cls(**data)
+
+
+@dataclass
+class Dialogue:
+    id: str
+    split: str
+    utterances: list[Utterance]
+
+    @property
+    def speakers(self) -> list[str]:
+        """Distinct speakers in order of first appearance."""
+        return list(dict.fromkeys(u.speaker for u in self.utterances))
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+
+@dataclass
+class Corpus:
+    """A corpus: its name, its ordered label set and its dialogues.
+
+    ``report`` holds what the adapter filtered or repaired (counts with reasons), so nothing is
+    dropped silently; ``provenance`` says where the corpus came from.
+    """
+
+    name: str
+    labels: list[str]
+    dialogues: list[Dialogue]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def utterances(self, split: str | None = None) -> Iterator[Utterance]:
+        for dialogue in self.dialogues:
+            if split is None or dialogue.split == split:
+                yield from dialogue.utterances
+
+    def split_dialogues(self, split: str) -> list[Dialogue]:
+        return [d for d in self.dialogues if d.split == split]
+
+    @property
+    def splits(self) -> list[str]:
+        present = {d.split for d in self.dialogues}
+        return [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
+
+    def utterance_ids(self) -> list[str]:
+        return [u.id for u in self.utterances()]
+
+    def label_index(self, label: str) -> int:
+        return self.labels.index(label)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over what defines the corpus for features and training.
+
+        Ids, order, split, speaker, text and label: a feature file built from a corpus with another
+        fingerprint is not aligned to this one. Media paths are excluded so moving media does not
+        invalidate features.
+        """
+        h = hashlib.sha256()
+        h.update(json.dumps([self.name, self.labels]).encode())
+        for d in self.dialogues:
+            for u in d.utterances:
+                h.update(json.dumps([u.id, d.id, u.split, u.speaker, u.text, u.label]).encode())
+                h.update(b"\n")
+        return h.hexdigest()
+
+    def validate(self) -> None:
+        """Check invariants every adapter must guarantee."""
+        seen: set[str] = set()
+        for d in self.dialogues:
+            if not d.utterances:
+                raise CorpusError(f"dialogue {d.id!r} has no utterances")
+            for i, u in enumerate(d.utterances):
+                if u.id in seen:
+                    raise CorpusError(f"duplicate utterance id {u.id!r} in dialogue {d.id!r}")
+                seen.add(u.id)
+                if u.index != i or u.dialogue_id != d.id or u.split != d.split:
+                    raise CorpusError(f"utterance {u.id!r} is inconsistent with dialogue {d.id!r}")
+                if u.label is not None and u.label not in self.labels:
+                    raise CorpusError(
+                        f"utterance {u.id!r} has label {u.label!r}, not in the corpus labels {self.labels}"
+                    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "labels": list(self.labels),
+            "provenance": self.provenance,
+            "report": self.report,
+            "dialogues": [
+                {"id": d.id, "split": d.split, "utterances": [u.to_dict() for u in d.utterances]}
+                for d in self.dialogues
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Corpus:
+        dialogues = [
+            Dialogue(d["id"], d["split"], [Utterance.from_dict(u) for u in d["utterances"]])
+            for d in data["dialogues"]
+        ]
+        return cls(
+            name=data["name"],
+            labels=list(data["labels"]),
+            dialogues=dialogues,
+            provenance=data.get("provenance", {}),
+            report=data.get("report", {}),
+        )
+
+
+def build_dialogues(
+    rows: list[Utterance], order_key: str = "index"
+) -> list[Dialogue]:
+    """Group utterances into dialogues in first-seen order, sort each by ``order_key`` and renumber."""
+    groups: dict[str, list[Utterance]] = {}
+    for u in rows:
+        groups.setdefault(u.dialogue_id, []).append(u)
+    dialogues = []
+    for did, utts in groups.items():
+        utts.sort(key=lambda u: getattr(u, order_key))
+        for i, u in enumerate(utts):
+            u.index = i
+        dialogues.append(Dialogue(did, utts[0].split, utts))
+    return dialogues

@@ -1,0 +1,48 @@
+"""Registry of corpus adapters: adding a corpus is adding one module with a decorated class."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mmemolr.corpus.model import Corpus
+
+CORPUS_ADAPTERS: dict[str, type[CorpusAdapter]] = {}
+
+
+class CorpusAdapter(ABC):
+    """Reads one corpus format from ``root`` into a :class:`Corpus`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abstractmethod
+    def load(self, root: Path) -> Corpus: ...
+
+
+def register_corpus(cls: type[CorpusAdapter]) -> type[CorpusAdapter]:
+    if cls.name in CORPUS_ADAPTERS:
+        raise ValueError(f"corpus adapter {cls.name!r} is registered twice")
+    CORPUS_ADAPTERS[cls.name] = cls
+    return cls
+
+
+def load_corpus(name: str, root: str | Path, **options: Any) -> Corpus:
+    """Load corpus ``name`` (meld, emorynlp, iemocap, manifest, ...) from its raw files at ``root``."""
+    # Import the built-in adapters so they register themselves.
+    from mmemolr.corpus import emorynlp, iemocap, manifest, meld  # noqa: F401
+
+    if name not in CORPUS_ADAPTERS:
+        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(sorted(CORPUS_ADAPTERS))}")
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"corpus root {root} does not exist")
+    corpus = CORPUS_ADAPTERS[name](**options).load(root)
+    corpus.validate()
+    corpus.provenance.setdefault("adapter", name)
+    corpus.provenance.setdefault("root", str(root.resolve()))
+    return corpus

@@ -1,0 +1,19 @@
+"""HDF5 feature store."""
+
+from mmemolr.store.h5 import (
+    FeatureFile,
+    FeatureFileError,
+    FeatureWriter,
+    find_feature_files,
+    library_versions,
+    partial_path,
+    read_attrs,
+    read_features,
+)
+from mmemolr.store.merge import merge_shards
+from mmemolr.store.validate import describe_features, validate_features
+
+__all__ = [
+    "FeatureFile", "FeatureFileError", "FeatureWriter", "describe_features", "find_feature_files",
+    "library_versions", "merge_shards", "partial_path", "read_attrs", "read_features", "validate_features",
+]

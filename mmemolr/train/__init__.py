@@ -1,0 +1,1 @@
+"""Training: fused features -> Emotion Predictor (+ Label Refinement) -> run folder."""
