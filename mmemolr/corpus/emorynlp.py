@@ -112,7 +112,8 @@ class EmoryNlpAdapter(CorpusAdapter):
             )
         rows: list[Utterance] = []
         seen: set[str] = set()
-        for split, path in by_split.items():
+        for split in JSON_SPLIT_SUFFIXES:
+            path = by_split[split]
             try:
                 data: Any = json.loads(read_text_file(path))
             except json.JSONDecodeError as err:

@@ -31,18 +31,18 @@ def register_corpus(cls: type[CorpusAdapter]) -> type[CorpusAdapter]:
     return cls
 
 
-def load_corpus(name: str, root: str | Path, **options: Any) -> Corpus:
-    """Load corpus ``name`` (meld, emorynlp, iemocap, manifest, ...) from its raw files at ``root``."""
+def load_corpus(adapter: str, root: str | Path, **options: Any) -> Corpus:
+    """Load a corpus with adapter ``adapter`` (meld, emorynlp, iemocap, manifest, ...) from ``root``."""
     # Import the built-in adapters so they register themselves.
     from mmemolr.corpus import emorynlp, iemocap, manifest, meld  # noqa: F401
 
-    if name not in CORPUS_ADAPTERS:
-        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(sorted(CORPUS_ADAPTERS))}")
+    if adapter not in CORPUS_ADAPTERS:
+        raise ValueError(f"unknown corpus format {adapter!r}; known: {', '.join(sorted(CORPUS_ADAPTERS))}")
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus root {root} does not exist")
-    corpus = CORPUS_ADAPTERS[name](**options).load(root)
+    corpus = CORPUS_ADAPTERS[adapter](**options).load(root)
     corpus.validate()
-    corpus.provenance.setdefault("adapter", name)
+    corpus.provenance.setdefault("adapter", adapter)
     corpus.provenance.setdefault("root", str(root.resolve()))
     return corpus

@@ -1,0 +1,69 @@
+"""YAML configs validated into dataclasses, with key=value overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmemolr.config import ConfigError, dump_yaml, load_config, parse_overrides
+from mmemolr.paths import REPO_ROOT
+from mmemolr.train.config import TrainConfig
+
+CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_file_validates(path):
+    config = load_config(TrainConfig, path)
+    assert config.optim.lr == pytest.approx(1e-4) and config.optim.weight_decay == pytest.approx(3e-4)
+    assert config.model.dropout == 0.5 and config.optim.batch_dialogues == 16
+    assert config.corpus == path.stem
+
+
+def test_per_corpus_configs_exist():
+    assert {p.stem for p in CONFIGS} >= {"meld", "iemocap", "emorynlp"}
+
+
+def test_overrides():
+    config = load_config(TrainConfig, REPO_ROOT / "configs/meld.yaml",
+                         ["optim.lr=1e-3", "model.hidden=64", "modalities=t,a", "target.name=onehot", "model.input_proj=null"])
+    assert config.optim.lr == 1e-3 and config.model.hidden == 64 and config.modalities == ["t", "a"]
+    assert config.target.name == "onehot" and config.model.input_proj is None
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=1", r"unknown key 'optim.lrr' \(did you mean 'lr'\?\)"),
+        ("model.hidden=big", r"model.hidden: expected an integer, got 'big'"),
+        ("target.name=softmax", r"target.name: 'softmax' is not one of"),
+        ("model.attention=maybe", r"model.attention: expected true or false"),
+        ("nonsense", r"must look like key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(TrainConfig, REPO_ROOT / "configs/meld.yaml", [override])
+
+
+def test_unknown_key_in_file_names_file(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("corpus: meld\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown key 'learning_rate'"):
+        load_config(TrainConfig, path)
+
+
+def test_yaml_is_safe_loaded(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("corpus: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(TrainConfig, path)
+
+
+def test_dump_round_trip(tmp_path: Path):
+    config = load_config(TrainConfig, None, ["optim.patience=3"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_yaml(config))
+    assert load_config(TrainConfig, path) == config
+    assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}

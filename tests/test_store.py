@@ -1,0 +1,216 @@
+"""HDF5 feature store: round trip, resume after an interrupted write, validation, merge."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+from mmemolr.cli.main import main
+from mmemolr.corpus import Corpus, Dialogue, Utterance, save_prepared
+from mmemolr.store import (
+    FeatureFileError,
+    FeatureWriter,
+    merge_shards,
+    partial_path,
+    read_features,
+    validate_features,
+)
+
+
+def small_corpus(name: str = "toy", n_dialogues: int = 3, text_suffix: str = "") -> Corpus:
+    dialogues = []
+    for d in range(n_dialogues):
+        split = ("train", "dev", "test")[d % 3]
+        utts = [
+            Utterance(id=f"d{d}_u{i}", dialogue_id=f"d{d}", index=i, speaker="AB"[i % 2],
+                      text=f"utterance {i} of {d}{text_suffix}", label=("pos", "neg")[i % 2], split=split)
+            for i in range(4)
+        ]
+        dialogues.append(Dialogue(f"d{d}", split, utts))
+    return Corpus(name=name, labels=["pos", "neg"], dialogues=dialogues)
+
+
+def attrs_for(corpus: Corpus, dim: int = 5, **extra) -> dict:
+    return {"corpus_name": corpus.name, "corpus_fingerprint": corpus.fingerprint(), "modality": "text",
+            "extractor": "test", "extractor_config": {"k": 1}, "model_id": "none", "dim": dim, **extra}
+
+
+def vectors(ids: list[str], dim: int = 5) -> np.ndarray:
+    # crc32, not hash(): the same values in every process
+    return np.array([[zlib.crc32(f"{uid}/{j}".encode()) % 1000 / 100.0 for j in range(dim)] for uid in ids],
+                    dtype=np.float32)
+
+
+def test_round_trip(tmp_path):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    path = tmp_path / "text-test.h5"
+    with FeatureWriter(path, ids, attrs_for(corpus)) as w:
+        w.write(ids[:5], vectors(ids[:5]))
+        w.write(ids[7:], vectors(ids[7:]))
+        w.fail(ids[5], "empty", "no text")
+        w.write(ids[6:7], vectors(ids[6:7]))
+    assert path.exists() and not partial_path(path).exists()
+    ff = read_features(path)
+    assert ff.ids == ids and ff.dim == 5 and ff.attrs["complete"]
+    assert ff.config() == {"k": 1} and json.loads(ff.attrs["versions"])["h5py"] == h5py.__version__
+    np.testing.assert_array_equal(ff.features[ff.available], vectors([i for i in ids if i != ids[5]]))
+    assert not ff.available[5] and ff.errors == [(ids[5], "empty", "no text")]
+    assert validate_features(path, corpus) == []
+
+
+def test_partial_file_is_not_read_as_complete(tmp_path):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    path = tmp_path / "f.h5"
+    w = FeatureWriter(path, ids, attrs_for(corpus))
+    w.write(ids[:3], vectors(ids[:3]))
+    assert w.close() == partial_path(path)
+    assert not path.exists()
+    with pytest.raises(FeatureFileError, match="does not exist .*interrupted run left"):
+        read_features(path)
+    with pytest.raises(FeatureFileError, match="incomplete"):
+        read_features(partial_path(path))
+
+
+def test_resume_after_killed_process(tmp_path):
+    """A writer process killed mid-run (os._exit: no cleanup) leaves a partial file that resumes."""
+    corpus = small_corpus(n_dialogues=6)
+    ids = corpus.utterance_ids()
+    path = tmp_path / "f.h5"
+    save_prepared(corpus, tmp_path / "toy")
+    script = textwrap.dedent(f"""
+        import os, numpy as np
+        from mmemolr.corpus import load_prepared
+        from mmemolr.store import FeatureWriter
+        from tests.test_store import attrs_for, vectors
+        corpus = load_prepared({str(tmp_path / 'toy')!r})
+        ids = corpus.utterance_ids()
+        w = FeatureWriter({str(path)!r}, ids, attrs_for(corpus))
+        for start in range(0, len(ids), 4):
+            if start == 12:
+                os._exit(9)  # killed: no close, no flush beyond what the writer did
+            w.write(ids[start:start + 4], vectors(ids[start:start + 4]))
+    """)
+    from mmemolr.paths import REPO_ROOT
+
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT)
+    assert proc.returncode == 9
+    assert partial_path(path).exists() and not path.exists()
+    w = FeatureWriter(path, ids, attrs_for(corpus))
+    assert w.pending_ids == ids[12:]
+    w.write(w.pending_ids, vectors(w.pending_ids))
+    w.close()
+    ff = read_features(path)
+    np.testing.assert_array_equal(ff.features, vectors(ids))
+    assert ff.available.all()
+
+
+def test_resume_refuses_other_config(tmp_path):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    path = tmp_path / "f.h5"
+    FeatureWriter(path, ids, attrs_for(corpus)).close()
+    with pytest.raises(FeatureFileError, match=r"made with extractor_config=.*pass --overwrite"):
+        FeatureWriter(path, ids, attrs_for(corpus, extractor_config={"k": 2}))
+    w = FeatureWriter(path, ids, attrs_for(corpus, extractor_config={"k": 2}), overwrite=True)
+    assert w.pending_ids == ids
+
+
+def test_writer_rejects_bad_vectors(tmp_path):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    w = FeatureWriter(tmp_path / "f.h5", ids, attrs_for(corpus))
+    with pytest.raises(FeatureFileError, match=r"shape \(2, 4\), expected \(2, 5\)"):
+        w.write(ids[:2], np.zeros((2, 4)))
+    bad = vectors(ids[:2])
+    bad[1, 0] = np.nan
+    with pytest.raises(FeatureFileError, match=f"non-finite feature values for '{ids[1]}'"):
+        w.write(ids[:2], bad)
+    w.close()
+
+
+def complete_file(tmp_path, corpus, name="f.h5", ids=None, **attrs):
+    ids = ids if ids is not None else corpus.utterance_ids()
+    path = tmp_path / name
+    with FeatureWriter(path, ids, attrs_for(corpus, **attrs), overwrite=True) as w:
+        w.write(ids, vectors(ids, attrs.get("dim", 5)))
+    return path
+
+
+def test_validate_missing_and_extra_ids(tmp_path):
+    corpus = small_corpus()
+    path = complete_file(tmp_path, corpus, ids=corpus.utterance_ids()[2:] + ["ghost"])
+    problems = validate_features(path, corpus)
+    assert any("2 corpus utterance(s) missing, e.g. ['d0_u0', 'd0_u1']" in p for p in problems)
+    assert any("1 id(s) not in the corpus, e.g. ['ghost']" in p for p in problems)
+
+
+def test_validate_duplicates_nan_dim(tmp_path):
+    corpus = small_corpus()
+    path = complete_file(tmp_path, corpus)
+    with h5py.File(path, "r+") as f:  # damage the file behind the writer's back
+        ids = f["ids"][:]
+        ids[1] = ids[0]
+        f["ids"][:] = ids
+        f["features"][3, 2] = np.inf
+        f.attrs["dim"] = 7
+    problems = "\n".join(validate_features(path, corpus))
+    assert "1 duplicate utterance id(s), e.g. ['d0_u0']" in problems
+    assert "1 row(s) with NaN/inf, e.g. ['d0_u3']" in problems
+    assert "wrong dimension: attribute dim=7, matrix has 5 columns" in problems
+
+
+def test_validate_fingerprint_mismatch_and_cli(tmp_path, capsys):
+    corpus = small_corpus()
+    path = complete_file(tmp_path, corpus)
+    other = small_corpus(text_suffix="!")
+    save_prepared(other, tmp_path / "other")
+    save_prepared(corpus, tmp_path / "toy")
+    problems = validate_features(path, other)
+    assert len(problems) == 1 and "corpus fingerprint mismatch" in problems[0]
+    assert main(["features", "validate", str(path), "--corpus", str(tmp_path / "other")]) == 1
+    assert "fingerprint mismatch" in capsys.readouterr().err
+    assert main(["features", "validate", str(path), "--corpus", str(tmp_path / "toy")]) == 0
+    assert main(["features", "inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "extractor" in out and "available" in out and "config.k" in out
+
+
+def test_validate_incomplete_and_not_hdf5(tmp_path):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    w = FeatureWriter(tmp_path / "f.h5", ids, attrs_for(corpus))
+    w.write(ids[:2], vectors(ids[:2]))
+    partial = w.close()
+    assert any(f"incomplete: {len(ids) - 2} of {len(ids)} ids" in p for p in validate_features(partial, corpus))
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5")
+    assert "cannot be read as HDF5" in validate_features(junk)[0]
+
+
+def test_merge_shards(tmp_path, capsys):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    save_prepared(corpus, tmp_path / "toy")
+    a = complete_file(tmp_path, corpus, "a.h5", ids=ids[0::2], shard="0/2")
+    b = complete_file(tmp_path, corpus, "b.h5", ids=ids[1::2], shard="1/2")
+    out = tmp_path / "merged.h5"
+    assert main(["features", "merge", str(a), str(b), "--out", str(out), "--corpus", str(tmp_path / "toy")]) == 0
+    ff = read_features(out)
+    assert ff.ids == ids and ff.attrs["shard"] == "1/1"
+    np.testing.assert_array_equal(ff.features, vectors(ids))
+    with pytest.raises(FeatureFileError, match=r"appear in more than one shard"):
+        merge_shards([a, a], tmp_path / "x.h5")
+    with pytest.raises(FeatureFileError, match=r"are in no shard"):
+        merge_shards([a], tmp_path / "x.h5", corpus)
+    c = complete_file(tmp_path, corpus, "c.h5", ids=ids[1::2], shard="1/2", dim=6)
+    with pytest.raises(FeatureFileError, match="has dim=6 but"):
+        merge_shards([a, c], tmp_path / "x.h5")
