@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up, then run the main job end to end offline from ../shared:
+# MELD text -> MiniLM text features -> EP+LR training (one-hot vs refined labels, 3 seeds) -> result table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1
+SHARED=${MMEMOLR_SHARED:-../shared}
+SEEDS=${SEEDS:-3}
+MMEMOLR=.venv/bin/mmemolr
+
+$MMEMOLR corpus prepare --corpus meld --root "$SHARED/data/meld"
+$MMEMOLR extract --corpus meld --modality text --model "$SHARED/models/all-MiniLM-L6-v2"
+$MMEMOLR compare --corpus meld --preset table6 --seeds "$SEEDS" --jobs 2 --out runs/meld-table6
+$MMEMOLR report runs/meld-table6
