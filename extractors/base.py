@@ -56,6 +56,15 @@ class Extractor(ABC):
     def extract_batch(self, items: list[Utterance], corpus: Corpus) -> list[np.ndarray | ItemError]:
         """One float32 vector (or an ItemError) per item, in order."""
 
+    def plan_batches(self, items: list[Utterance], corpus: Corpus, batch_size: int) -> list[list[Utterance]]:
+        """Group the items to extract into the batches given to ``extract_batch``.
+
+        Default: consecutive runs of ``batch_size`` items in corpus order. Batched encoders override it,
+        e.g. to sort by length under a token budget; every item must appear in exactly one batch.
+        """
+        size = max(1, int(batch_size))
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
     def provenance(self) -> dict[str, Any]:
         """What else is needed to redo the run: model id, weights hash, library versions."""
         return {}

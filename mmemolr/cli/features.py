@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mmemolr.cli.features_import import register_import
 from mmemolr.corpus import load_prepared
 from mmemolr.store import describe_features, merge_shards, read_features, validate_features
 
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.add_argument("--corpus", help="prepared corpus: check that every utterance is covered")
     merge.add_argument("--features-dir", default="features")
     merge.set_defaults(func=run_merge)
+
+    register_import(sub)
 
 
 def run_inspect(args: argparse.Namespace) -> int:

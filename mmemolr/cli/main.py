@@ -11,6 +11,9 @@ import sys
 COMMAND_MODULES = [
     "mmemolr.cli.corpus",
     "mmemolr.cli.features",
+    "mmemolr.cli.extract",
+    "mmemolr.cli.compare",
+    "mmemolr.cli.report",
 ]
 
 

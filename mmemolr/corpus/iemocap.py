@@ -109,7 +109,9 @@ class IemocapAdapter(CorpusAdapter):
                             # the wav is the utterance itself; the avi is the whole dialogue
                             start=float(start) if avi.exists() else None,
                             end=float(end) if avi.exists() else None,
-                            extra={"session": session_no, "dialog_start": float(start), "dialog_end": float(end)},
+                            extra={"session": session_no, "dialog_start": float(start), "dialog_end": float(end),
+                                   # start/end locate the turn in the avi; the sentence wav is the turn itself
+                                   "audio_whole_file": True},
                         )
                     )
         # Turns are ordered by start time; build_dialogues' sort is stable, so this order is kept.

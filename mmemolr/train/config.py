@@ -5,27 +5,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mmemolr.config import ConfigError
+
 
 @dataclass
 class ModelConfig:
     hidden: int = 150  # D_c = D_s = D_e
     input_proj: int | None = None  # project the fused features to this size first (None: no projection)
     dropout: float = 0.5
-    attention: bool = True  # attention over the context history (eq. 3)
+    attention: bool = True  # attention over the context history (eq. 3); off: the last context state
     label_dim: int = 100  # size of the learned label embeddings of the refinement module
+    # Append one 0/1 column per modality saying whether its vector is real (missing ones are zeros).
+    availability_input: bool = True
 
 
 @dataclass
 class TargetConfig:
-    name: Literal["onehot", "rld", "ls", "lcm"] = "rld"
+    name: str = "rld"  # a registered target: onehot, rld, ls, lcm (mmemolr.targets)
     eta: float = 4.0  # rld: z = softmax(RLD + eta * y)
     sim_speaker: bool = True  # rld ablations: -Sim_speaker / -Sim_ctx
     sim_ctx: bool = True
     smoothing: float = 0.1  # ls: epsilon
     lcm_alpha: float = 4.0  # lcm: z = softmax(sim + alpha * y)
-    # Where gradients flow: "both" trains the refinement module through the KL loss jointly with the
-    # predictor (the paper); "detach" treats the refined distribution as a fixed target.
-    gradient: Literal["both", "detach"] = "both"
+    # Where gradients of the KL loss flow through the target distribution z (rld, lcm):
+    #   both:    into the target module and, through the states it reads, into the predictor (the paper)
+    #   refiner: into the target module only (the states it reads are detached)
+    #   detach:  nowhere: z is a fixed target and the target module keeps its initial weights
+    gradient: Literal["both", "refiner", "detach"] = "both"
 
 
 @dataclass
@@ -36,6 +42,8 @@ class OptimConfig:
     max_epochs: int = 60
     patience: int = 10  # early stopping on validation weighted F1
     grad_clip: float | None = None
+    bucket: bool = True  # batch dialogues of similar length together (random among equal lengths)
+    eval_batch_dialogues: int = 64
 
 
 @dataclass
@@ -48,3 +56,36 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def check_train_config(config: TrainConfig) -> None:
+    """Range checks the type system cannot express; each error names the key."""
+    from mmemolr.targets import TARGETS, load_builtin_targets
+
+    load_builtin_targets()
+    problems = []
+    if config.target.name not in TARGETS:
+        problems.append(f"target.name={config.target.name!r} is not a known target ({', '.join(sorted(TARGETS))})")
+    if config.model.hidden < 1:
+        problems.append(f"model.hidden must be at least 1, got {config.model.hidden}")
+    if config.model.input_proj is not None and config.model.input_proj < 1:
+        problems.append(f"model.input_proj must be at least 1 or null, got {config.model.input_proj}")
+    if not 0.0 <= config.model.dropout < 1.0:
+        problems.append(f"model.dropout must be in [0, 1), got {config.model.dropout}")
+    if config.model.label_dim < 1:
+        problems.append(f"model.label_dim must be at least 1, got {config.model.label_dim}")
+    if config.target.name == "rld" and not (config.target.sim_speaker or config.target.sim_ctx):
+        problems.append("target rld needs sim_speaker or sim_ctx (both are switched off)")
+    if not 0.0 <= config.target.smoothing < 1.0:
+        problems.append(f"target.smoothing must be in [0, 1), got {config.target.smoothing}")
+    if config.optim.lr <= 0:
+        problems.append(f"optim.lr must be positive, got {config.optim.lr}")
+    if config.optim.weight_decay < 0:
+        problems.append(f"optim.weight_decay must be >= 0, got {config.optim.weight_decay}")
+    for key in ("batch_dialogues", "max_epochs", "patience", "eval_batch_dialogues"):
+        if getattr(config.optim, key) < 1:
+            problems.append(f"optim.{key} must be at least 1, got {getattr(config.optim, key)}")
+    if config.optim.grad_clip is not None and config.optim.grad_clip <= 0:
+        problems.append(f"optim.grad_clip must be positive or null, got {config.optim.grad_clip}")
+    if problems:
+        raise ConfigError("invalid training config: " + "; ".join(problems))

@@ -1,0 +1,127 @@
+"""Real check of issue 4: EmoLR's predictor with `onehot` and `rld` targets on real MELD and EmoryNLP
+text features (all-MiniLM-L6-v2, 384-d), several seeds, against a context-free logistic regression on
+the same utterance vectors.
+
+Protocol: every run selects its epoch on the dev split (weighted F1, early stopping) and evaluates the
+test split once with that checkpoint (mmemolr.train.run). The logistic regression is trained on train,
+its C chosen on dev by weighted F1, and scored on test once.
+
+  .venv/bin/python benchmarks/real_check_train.py [--seeds 5] [--jobs 2] [--features-dir features]
+                                                  [--out runs/real_check]
+
+Runs already complete under --out are reused (rerun after a kill to continue). Prints a table of test
+weighted F1 and accuracy (mean ± std over seeds) and writes summary.json / summary.md beside the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from mmemolr.config import load_config
+from mmemolr.fileio import write_json_atomic, write_text_atomic
+from mmemolr.tables import format_markdown, format_table
+from mmemolr.train.config import TrainConfig
+from mmemolr.train.data import load_training_data
+from mmemolr.train.metrics import classification_metrics
+from mmemolr.train.run import run_training
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def one_run(corpus: str, target: str, seed: int, features_dir: str, out: str, max_epochs: int | None) -> dict:
+    overrides = [f"target.name={target}", f"seed={seed}", "device=cpu"]
+    if max_epochs:
+        overrides.append(f"optim.max_epochs={max_epochs}")
+    config = load_config(TrainConfig, REPO / "configs" / f"{corpus}.yaml", overrides)
+    run_dir = Path(out) / corpus / f"t-{target}-seed{seed}"
+    results = run_training(config, run_dir, Path(features_dir), progress=False, threads=1)
+    return {"corpus": corpus, "target": target, "seed": seed, "test": results["test"],
+            "valid": results["valid"], "best_epoch": results["best_epoch"], "epochs_run": results["epochs_run"],
+            "seconds_per_epoch": results["seconds_per_epoch"]}
+
+
+def logistic_baseline(corpus: str, features_dir: str) -> dict:
+    """Context-free: one utterance vector (z-normalised with train statistics) -> label."""
+    prepared = load_training_data(corpus, ["t"], {}, features_dir, availability_input=False)
+    data = prepared.data
+    x = data.features[:-1].numpy()
+
+    def split(name: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.concatenate([d.rows for d in data.split(name)])
+        labels = np.concatenate([d.labels for d in data.split(name)])
+        return x[rows], labels
+
+    (xtr, ytr), (xdev, ydev), (xte, yte) = split("train"), split("dev"), split("test")
+    best = None
+    for c in (0.001, 0.01, 0.1, 1.0, 10.0):
+        model = LogisticRegression(C=c, max_iter=3000).fit(xtr, ytr)
+        score = classification_metrics(ydev, model.predict(xdev), data.labels)["weighted_f1"]
+        if best is None or score > best[0]:
+            best = (score, c, model)
+    score, c, model = best
+    test = classification_metrics(yte, model.predict(xte), data.labels)
+    return {"corpus": corpus, "C": c, "valid_weighted_f1": score, "test": test}
+
+
+def mean_std(values: list[float]) -> str:
+    mean = statistics.mean(values) * 100
+    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpora", default="meld,emorynlp")
+    parser.add_argument("--targets", default="onehot,rld")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
+    parser.add_argument("--features-dir", default="features")
+    parser.add_argument("--out", default="runs/real_check")
+    parser.add_argument("--max-epochs", type=int, default=None, help="override optim.max_epochs (smoke tests)")
+    args = parser.parse_args()
+
+    corpora, targets = args.corpora.split(","), args.targets.split(",")
+    jobs = [(c, t, s) for c in corpora for t in targets for s in range(args.seeds)]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(one_run, c, t, s, args.features_dir, args.out, args.max_epochs) for c, t, s in jobs]
+        baselines = {c: logistic_baseline(c, args.features_dir) for c in corpora}
+        runs = []
+        for future in futures:
+            run = future.result()
+            runs.append(run)
+            print(f"{run['corpus']:>9} {run['target']:>7} seed {run['seed']}: test W-F1 "
+                  f"{run['test']['weighted_f1'] * 100:.2f} acc {run['test']['accuracy'] * 100:.2f} "
+                  f"(best epoch {run['best_epoch']} of {run['epochs_run']})", flush=True)
+
+    headers = ["corpus", "method", "runs", "test W-F1 %", "test acc %", "test macro-F1 %", "best epoch",
+               "s/epoch"]
+    rows = []
+    for c in corpora:
+        b = baselines[c]
+        rows.append([c, f"logistic regression (C={b['C']:g})", 1, f"{b['test']['weighted_f1'] * 100:.2f}",
+                     f"{b['test']['accuracy'] * 100:.2f}", f"{b['test']['macro_f1'] * 100:.2f}", "", ""])
+        for t in targets:
+            rs = [r for r in runs if r["corpus"] == c and r["target"] == t]
+            rows.append([c, f"EmoLR predictor, {t}", len(rs), mean_std([r["test"]["weighted_f1"] for r in rs]),
+                         mean_std([r["test"]["accuracy"] for r in rs]), mean_std([r["test"]["macro_f1"] for r in rs]),
+                         f"{statistics.mean(r['best_epoch'] for r in rs):.1f}",
+                         f"{statistics.median(r['seconds_per_epoch'] for r in rs):.2f}"])
+    title = (f"test split at the best dev epoch; mean ± std over {args.seeds} seeds; text features "
+             f"all-MiniLM-L6-v2; {time.perf_counter() - t0:.0f} s wall")
+    print(format_table(headers, rows, title=title))
+    out = Path(args.out)
+    write_json_atomic(out / "summary.json", {"runs": runs, "logistic_regression": baselines})
+    write_text_atomic(out / "summary.md", title + "\n\n" + format_markdown(headers, rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""``mmemolr extract``: turn a prepared corpus into one HDF5 feature file (resumable, shardable)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+from mmemolr.cli.common import add_prepared_corpus_arg
+from mmemolr.config import parse_overrides
+from mmemolr.corpus.prepared import corpus_dir, load_prepared
+from mmemolr.extract import (
+    DEFAULT_EXTRACTORS,
+    build_extractor,
+    default_output,
+    failure_summary,
+    parse_max_failures,
+    parse_shard,
+    resolve_device,
+    run_extraction,
+)
+from mmemolr.extract.failures import DEFAULT_MAX_FAILURES
+from mmemolr.tables import format_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract", help="extract text, audio or visual features of a prepared corpus into an HDF5 file",
+        description="Extract one modality of a prepared corpus into features/<corpus>/<extractor>.h5. "
+        "Rerun the same command to resume an interrupted run; --shard I/N splits the work and "
+        "`mmemolr features merge` joins the shards. Extractor options go last as KEY=VALUE "
+        "(see --list).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_prepared_corpus_arg(parser, required=False)
+    parser.add_argument("--modality", choices=sorted(DEFAULT_EXTRACTORS),
+                        help="text, audio or visual (default extractors: "
+                        + ", ".join(f"{k} -> {v}" for k, v in sorted(DEFAULT_EXTRACTORS.items())) + ")")
+    parser.add_argument("--extractor", help="extractor name (see --list); default: the modality's")
+    parser.add_argument("--model", help="model id or local folder, for extractors with a model option")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s; auto picks cuda "
+                        "when torch sees a GPU)")
+    parser.add_argument("--batch-size", type=int, help="items per batch (the extractor's batch_size option "
+                        "when it has one)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="worker processes for CPU-parallel extractors (audio/visual signal processing); "
+                        "default 0: one per available CPU; batched neural encoders always use one process")
+    parser.add_argument("--shard", help="I/N: extract only shard I (0-based) of N; join with `mmemolr features merge`")
+    parser.add_argument("--out", help="output file (default: <corpus folder>/<extractor output name>.h5)")
+    parser.add_argument("--max-failures", help="failed items tolerated before the command fails: a count (0, 25) "
+                        "or a share (1%%); default: "
+                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_MAX_FAILURES.items()))
+    parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming or reusing OUT")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--list", action="store_true", help="list extractors and their options, then exit")
+    parser.add_argument("options", nargs="*", metavar="KEY=VALUE",
+                        help="extractor options, e.g. pooling=cls context=2 (see --list)")
+    parser.set_defaults(func=run_extract)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    if args.list:
+        print(list_extractors())
+        return 0
+    if not args.corpus:
+        raise ValueError("--corpus is required: a prepared corpus name or folder (mmemolr corpus prepare)")
+    corpus = load_prepared(args.corpus, args.features_dir)
+    folder = corpus_dir(args.corpus, args.features_dir)
+    options = parse_overrides(args.options)
+    device = resolve_device(args.device)
+    extractor_name = args.extractor or (DEFAULT_EXTRACTORS.get(args.modality) if args.modality else None)
+    runner_batch = None
+    if extractor_name is not None:
+        from extractors import get_extractor
+
+        fields = {f.name for f in dataclasses.fields(get_extractor(extractor_name).config_class)}
+        if args.model is not None:
+            if "model" not in fields:
+                raise ValueError(f"extractor {extractor_name!r} takes no --model (its options: "
+                                 f"{', '.join(sorted(fields)) or 'none'})")
+            options["model"] = args.model
+        if args.batch_size is not None:
+            if "batch_size" in fields:
+                options["batch_size"] = args.batch_size
+            else:
+                runner_batch = args.batch_size
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    extractor = build_extractor(extractor_name, args.modality, options, device=device)
+    shard = parse_shard(args.shard)
+    policy = parse_max_failures(args.max_failures, extractor.modality)
+    if args.workers < 0:
+        raise ValueError(f"--workers must be 0 (auto) or more, got {args.workers}")
+    workers = args.workers or (len(os.sched_getaffinity(0)) if extractor.cpu_parallel else 1)
+    out = args.out or default_output(folder, extractor, shard)
+    print(f"{extractor.modality} features of {corpus.name} with {extractor.name} "
+          f"{json.dumps(dataclasses.asdict(extractor.config))} on {device}"
+          + (f", shard {shard.index}/{shard.count}" if not shard.whole else "")
+          + (f", {workers} workers" if workers > 1 and extractor.cpu_parallel else "")
+          + f"\n-> {out}", file=sys.stderr)
+    result = run_extraction(corpus, extractor, out, shard=shard, workers=workers, batch_size=runner_batch,
+                            overwrite=args.overwrite, progress=not args.no_progress)
+    print(failure_summary(result.errors, result.total))
+    rate = result.processed / result.seconds if result.seconds > 0 else 0.0
+    done = "already complete" if result.processed == 0 else f"{result.processed:,} items in {result.seconds:.1f} s ({rate:,.1f}/s)"
+    print(f"wrote {result.path}: {result.total:,} utterances, "
+          f"{result.total - len(result.errors):,} with features, dim {extractor.feature_dim()}; {done}")
+    if policy.exceeded(len(result.errors), result.total):
+        raise RuntimeError(
+            f"{len(result.errors)} of {result.total} items failed, more than --max-failures {policy.spec} allows "
+            f"({policy.allowed(result.total)}); the failures are recorded in {result.path} "
+            "(mmemolr features inspect); fix the inputs and rerun with --overwrite, or raise --max-failures"
+        )
+    return 0
+
+
+def list_extractors() -> str:
+    from extractors import EXTRACTORS, get_extractor
+
+    get_extractor(DEFAULT_EXTRACTORS["text"])  # imports the built-in extractors
+    rows = []
+    for name, cls in sorted(EXTRACTORS.items(), key=lambda kv: (kv[1].modality, kv[0])):
+        config = cls.config_class()
+        options = " ".join(f"{f.name}={json.dumps(getattr(config, f.name))}" for f in dataclasses.fields(config))
+        default = " (default)" if DEFAULT_EXTRACTORS.get(cls.modality) == name else ""
+        rows.append([cls.modality, name + default, "workers" if cls.cpu_parallel else "batched", options])
+    return format_table(["modality", "extractor", "parallel", "options (defaults)"], rows)

@@ -1,0 +1,252 @@
+"""Collect the run folders of a sweep into the comparison table (text, Markdown, CSV, JSON).
+
+Idempotent: everything comes from sweep.json and the run folders, so ``mmemolr report`` can rebuild it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mmemolr.compare.plan import SweepPlan
+from mmemolr.compare.stats import paired_test, summarize
+from mmemolr.fileio import write_json_atomic, write_text_atomic
+from mmemolr.tables import format_markdown, format_table
+
+SWEEP_FILE = "sweep.json"
+RESULTS_FILE = "results.json"
+ERROR_FILE = "error.log"
+TABLE_FILES = ("table.md", "table.csv", "table.json")
+# (results.json key, short name); the printed table shows the first two, CSV/JSON all three.
+METRICS = (("weighted_f1", "W-F1"), ("accuracy", "Acc"), ("macro_f1", "M-F1"))
+SHOWN = 2
+
+
+def read_results(run_dir: Path) -> dict | None:
+    """The run's results.json when it says complete, else None."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete the run folder to train it again") from None
+    return data if data.get("status") == "complete" else None
+
+
+def run_status(run_dir: Path) -> str:
+    """complete | failed | partial | pending."""
+    run_dir = Path(run_dir)
+    if read_results(run_dir) is not None:
+        return "complete"
+    if (run_dir / ERROR_FILE).exists():
+        return "failed"
+    if (run_dir / "last.pt").exists() or (run_dir / "metrics.csv").exists():
+        return "partial"
+    return "pending"
+
+
+def load_plan(sweep_dir: Path) -> SweepPlan:
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: {sweep_dir} is not a sweep folder made by `mmemolr compare`")
+    return SweepPlan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
+    """Cells (mean/std per metric over seeds), comparisons (paired t-tests) and every run's provenance."""
+    sweep_dir = Path(sweep_dir)
+    values: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+    runs, feature_files, fingerprints = [], {}, set()
+    for spec in plan.runs:
+        run_dir = sweep_dir / spec.name
+        results = read_results(run_dir)
+        entry: dict[str, Any] = {"name": spec.name, "row": spec.row, "column": spec.column, "seed": spec.seed,
+                                 "status": "complete" if results else run_status(run_dir)}
+        if results:
+            entry.update({
+                "corpus_fingerprint": results.get("corpus_fingerprint"),
+                "feature_files": results.get("feature_files", {}),
+                "config": results.get("config", {}),
+                "best_epoch": results.get("best_epoch"),
+                "epochs_run": results.get("epochs_run"),
+                "valid": results.get("valid", {}),
+                "test": {k: results["test"].get(k) for k, _ in METRICS},
+                "seconds_total": results.get("seconds_total"),
+                "device": results.get("device"),
+            })
+            fingerprints.add(results.get("corpus_fingerprint"))
+            for code, info in (results.get("feature_files") or {}).items():
+                feature_files.setdefault(code, {k: info.get(k) for k in ("path", "extractor", "model_id", "dim")})
+            cell = values.setdefault((spec.row, spec.column), {k: {} for k, _ in METRICS})
+            for key, _ in METRICS:
+                if results["test"].get(key) is not None:
+                    cell[key][spec.seed] = float(results["test"][key])
+        runs.append(entry)
+    empty = {k: {} for k, _ in METRICS}
+    cells = [
+        {"row": row, "column": col, **{key: summarize(values.get((row, col), empty)[key]) for key, _ in METRICS}}
+        for row in plan.rows for col in plan.columns
+    ]
+    comparisons = []
+    for row in plan.rows:
+        for col in plan.columns:
+            if plan.compare == "columns":
+                if col == plan.baseline:
+                    continue
+                base = (row, plan.baseline)
+            else:
+                if row == plan.baseline:
+                    continue
+                base = (plan.baseline, col)
+            a, b = values.get((row, col), empty), values.get(base, empty)
+            comparisons.append({"row": row, "column": col, "baseline": list(base),
+                                **{key: paired_test(a[key], b[key]) for key, _ in METRICS}})
+    mismatched = sorted(f for f in fingerprints if f != plan.corpus_fingerprint)
+    return {
+        "preset": plan.preset, "corpus": plan.corpus_name, "corpus_fingerprint": plan.corpus_fingerprint,
+        "fingerprint_mismatch": mismatched, "modalities": plan.modalities, "seeds": plan.seeds,
+        "rows": plan.rows, "columns": plan.columns, "compare": plan.compare, "baseline": plan.baseline,
+        "split": "test", "selection": "validation weighted F1",
+        "runs_complete": sum(r["status"] == "complete" for r in runs), "runs_total": len(runs),
+        "feature_files": feature_files, "cells": cells, "comparisons": comparisons, "runs": runs,
+        "config_path": plan.config_path, "base_overrides": plan.base_overrides,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def _cell_text(summary: dict, planned: int) -> str:
+    if not summary["n"]:
+        return "–"
+    text = _pct(summary["mean"])
+    if summary["std"] is not None:
+        text += f" ± {_pct(summary['std'])}"
+    if summary["n"] < planned:
+        text += f" [{summary['n']}/{planned}]"
+    return text
+
+
+def _diff_text(test: dict) -> str:
+    if test["diff_mean"] is None:
+        return "–"
+    text = f"{100 * test['diff_mean']:+.2f}"
+    if test["diff_std"] is not None:
+        text += f" ± {_pct(test['diff_std'])}"
+    return text
+
+
+def _p_text(test: dict) -> str:
+    p = test["p"]
+    if p is None:
+        return "–"
+    return ("<0.001" if p < 0.001 else f"{p:.3f}") + ("*" if p < 0.05 else "")
+
+
+def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headers and text rows of the comparison table (percentages)."""
+    planned = len(table["seeds"])
+    cells = {(c["row"], c["column"]): c for c in table["cells"]}
+    comps = {(c["row"], c["column"]): c for c in table["comparisons"]}
+    by_columns = table["compare"] == "columns"
+    multi = len(table["columns"]) > 1
+    headers = ["Modality" if table["preset"] == "table6" else "Variant"]
+    for col in table["columns"]:
+        headers += [f"{col} {short}" if multi else short for _, short in METRICS[:SHOWN]]
+    compared = [c for c in table["columns"] if not (by_columns and c == table["baseline"])]
+    for col in compared:
+        against = f"{col} − {table['baseline']}" if by_columns else f"vs {table['baseline']}"
+        for _, short in METRICS[:SHOWN]:
+            headers += [f"Δ {short} {against}", "p"]
+    rows = []
+    for row in table["rows"]:
+        line = [row]
+        for col in table["columns"]:
+            line += [_cell_text(cells[(row, col)][key], planned) for key, _ in METRICS[:SHOWN]]
+        for col in compared:
+            comp = comps.get((row, col))
+            for key, _ in METRICS[:SHOWN]:
+                line += [_diff_text(comp[key]), _p_text(comp[key])] if comp else ["", ""]
+        rows.append(line)
+    return headers, rows
+
+
+def _describe(table: dict[str, Any]) -> list[str]:
+    lines = [
+        f"corpus {table['corpus']} (fingerprint {table['corpus_fingerprint'][:16]}), preset {table['preset']}, "
+        f"seeds {','.join(map(str, table['seeds']))}, runs complete {table['runs_complete']}/{table['runs_total']}",
+    ]
+    for code, info in sorted(table["feature_files"].items()):
+        lines.append(f"features {code}: {Path(str(info.get('path'))).name} ({info.get('extractor')}, "
+                     f"{info.get('model_id') or '-'}, {info.get('dim')}-d)")
+    if table["fingerprint_mismatch"]:
+        lines.append(f"WARNING: {len(table['fingerprint_mismatch'])} run(s) were trained on another corpus version "
+                     "than the sweep's; their folders are stale")
+    return lines
+
+
+LEGEND = ("Test split at the epoch selected on validation; mean ± std over seeds in %; [k/n]: seeds done. "
+          "Δ: mean paired difference (± its std) over the seeds both settings have; p: paired t-test "
+          "(scipy.stats.ttest_rel), * p < 0.05.")
+
+
+def format_text(table: dict[str, Any]) -> str:
+    headers, rows = table_rows(table)
+    return "\n".join([*_describe(table), "", format_table(headers, rows), "", LEGEND])
+
+
+def format_markdown_doc(table: dict[str, Any]) -> str:
+    headers, rows = table_rows(table)
+    lines = [f"# {table['preset']} on {table['corpus']}", ""]
+    lines += [f"- {line}" for line in _describe(table)]
+    lines += ["", format_markdown(headers, rows), "", LEGEND, ""]
+    return "\n".join(lines)
+
+
+def format_csv(table: dict[str, Any]) -> str:
+    """One line per table row, numbers as fractions (not %), every metric."""
+    cells = {(c["row"], c["column"]): c for c in table["cells"]}
+    comps = {(c["row"], c["column"]): c for c in table["comparisons"]}
+    headers = ["row"]
+    for col in table["columns"]:
+        for _, short in METRICS:
+            headers += [f"{col} {short} mean", f"{col} {short} std"]
+        headers.append(f"{col} n")
+    comp_cols = [c for c in table["columns"] if not (table["compare"] == "columns" and c == table["baseline"])]
+    for col in comp_cols:
+        for _, short in METRICS:
+            headers += [f"{col} Δ {short}", f"{col} Δ {short} p"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(headers)
+    for row in table["rows"]:
+        line: list[Any] = [row]
+        for col in table["columns"]:
+            cell = cells[(row, col)]
+            for key, _ in METRICS:
+                line += [cell[key]["mean"], cell[key]["std"]]
+            line.append(cell[METRICS[0][0]]["n"])
+        for col in comp_cols:
+            comp = comps.get((row, col))
+            for key, _ in METRICS:
+                line += [comp[key]["diff_mean"], comp[key]["p"]] if comp else [None, None]
+        writer.writerow(["" if v is None else v for v in line])
+    return buf.getvalue()
+
+
+def write_tables(sweep_dir: Path, plan: SweepPlan | None = None) -> dict[str, Any]:
+    """Build the table from the run folders and write table.md, table.csv and table.json atomically."""
+    sweep_dir = Path(sweep_dir)
+    plan = plan or load_plan(sweep_dir)
+    table = build_table(plan, sweep_dir)
+    write_text_atomic(sweep_dir / "table.md", format_markdown_doc(table))
+    write_text_atomic(sweep_dir / "table.csv", format_csv(table))
+    write_json_atomic(sweep_dir / "table.json", table)
+    return table

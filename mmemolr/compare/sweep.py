@@ -1,0 +1,171 @@
+"""A sweep folder: sweep.json (the plan), one run folder per training, the table files.
+
+Runs whose folder holds a complete results.json are skipped, partly trained ones resume from last.pt
+(run_training does that), so a killed sweep continues where it stopped when the command is rerun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mmemolr.compare.aggregate import (
+    ERROR_FILE,
+    RESULTS_FILE,
+    SWEEP_FILE,
+    load_plan,
+    run_status,
+    write_tables,
+)
+from mmemolr.compare.executors import LocalExecutor, Outcome, RayExecutor, RunTask
+from mmemolr.compare.plan import SweepPlan, build_plan, parse_seeds
+from mmemolr.config import load_config, to_dict
+from mmemolr.corpus import corpus_dir, load_prepared
+from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
+from mmemolr.fuse import MODALITY_NAMES, normalise_modalities, resolve_feature_files
+from mmemolr.paths import REPO_ROOT
+from mmemolr.store import find_feature_files
+from mmemolr.train import rundir
+from mmemolr.train.config import TrainConfig, check_train_config
+from mmemolr.train.run import _check_same_config
+
+CONFIG_DIRS = (Path("configs"), REPO_ROOT / "configs")
+
+
+def default_config_path(corpus_name: str) -> Path | None:
+    """configs/<corpus>.yaml (here or in the source tree) when it exists, else None (TrainConfig defaults)."""
+    for folder in CONFIG_DIRS:
+        path = folder / f"{corpus_name}.yaml"
+        if path.exists():
+            return path
+    return None
+
+
+def make_plan(
+    corpus: str,
+    features_dir: str | Path = "features",
+    preset: str = "table6",
+    modalities: str | Sequence[str] = "all",
+    targets: Sequence[str] | None = None,
+    seeds: str | int | Sequence[int] = 5,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    features: dict[str, str] | None = None,
+) -> SweepPlan:
+    """Check the corpus, its feature files and the base config, then expand the preset."""
+    prepared = load_prepared(corpus, features_dir)
+    folder = corpus_dir(corpus, features_dir)
+    features = {k: str(Path(v).resolve()) if Path(v).exists() else str(v) for k, v in (features or {}).items()}
+    if modalities == "all" or modalities == ["all"]:
+        codes = [c for c, name in MODALITY_NAMES.items() if find_feature_files(folder, name) or c in features]
+        if not codes:
+            raise FileNotFoundError(f"{folder} holds no complete feature file; run `mmemolr extract` first")
+    else:
+        codes = normalise_modalities(modalities)
+    resolve_feature_files(folder, codes, features)  # missing or ambiguous files fail here, not in every run
+    config_path = Path(config) if config else default_config_path(prepared.name)
+    if config_path is not None and not config_path.exists():
+        raise FileNotFoundError(f"config file {config_path} does not exist")
+    check_train_config(load_config(TrainConfig, config_path, list(overrides)))
+    # Absolute paths: worker processes and Ray tasks may run in another working directory.
+    corpus_arg = str(Path(corpus).resolve()) if Path(corpus).is_dir() else str(corpus)
+    return build_plan(
+        preset, corpus=corpus_arg, features_dir=str(Path(features_dir).resolve()), corpus_name=prepared.name,
+        corpus_fingerprint=prepared.fingerprint(), modalities=codes, seeds=parse_seeds(seeds), targets=targets,
+        config_path=str(config_path.resolve()) if config_path else None, base_overrides=list(overrides),
+        features=features,
+    )
+
+
+def run_config(plan: SweepPlan, name: str) -> TrainConfig:
+    """The resolved TrainConfig of one run: base YAML <- sweep overrides <- the run's overrides."""
+    spec = plan.run(name)
+    config = load_config(TrainConfig, plan.config_path, [*plan.base_overrides, *spec.overrides])
+    return dataclasses.replace(config, corpus=plan.corpus, features={**config.features, **plan.features})
+
+
+@dataclass
+class SweepReport:
+    table: dict[str, Any]
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failures: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def write_plan(plan: SweepPlan, sweep_dir: Path) -> None:
+    """Write sweep.json; an existing sweep of another corpus version is refused."""
+    if (sweep_dir / SWEEP_FILE).exists():
+        old = load_plan(sweep_dir)
+        if old.corpus_fingerprint != plan.corpus_fingerprint:
+            raise ValueError(
+                f"{sweep_dir} holds a sweep on corpus {old.corpus_name!r} (fingerprint {old.corpus_fingerprint[:12]}), "
+                f"not {plan.corpus_name!r} ({plan.corpus_fingerprint[:12]}); choose another --out"
+            )
+    write_json_atomic(sweep_dir / SWEEP_FILE, plan.to_dict())
+
+
+def sweep_tasks(plan: SweepPlan, sweep_dir: Path, progress: bool = False) -> tuple[list[RunTask], list[str]]:
+    """Tasks of the runs still to do, and names of the complete ones. A run folder made with another
+    config is an error before anything starts."""
+    tasks, done = [], []
+    for spec in plan.runs:
+        config = run_config(plan, spec.name)
+        run_dir = sweep_dir / spec.name
+        wanted = to_dict(config)
+        stored = rundir.read_results(run_dir)
+        _check_same_config(run_dir, stored.get("config") if stored else rundir.read_config_dict(run_dir), wanted)
+        if run_status(run_dir) == "complete":
+            done.append(spec.name)
+            continue
+        tasks.append(RunTask(name=spec.name, run_dir=str(run_dir.resolve()), sweep_dir=str(sweep_dir.resolve()),
+                             config=wanted, features_dir=plan.features_dir, progress=progress))
+    return tasks, done
+
+
+def _store_files(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Files a remote worker sent back; results.json last, as in a local run."""
+    for rel in sorted(files, key=lambda r: r == RESULTS_FILE):
+        target = run_dir / rel
+        if not target.exists() or rel == RESULTS_FILE:
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(files[rel])
+
+
+def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | RayExecutor,
+              progress: bool = True) -> SweepReport:
+    """Run every unfinished run of ``plan`` in ``sweep_dir``; rewrite the table after each one."""
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    single = isinstance(executor, LocalExecutor) and executor.jobs == 1
+    tasks, done = sweep_tasks(plan, sweep_dir, progress=progress and single)
+    write_plan(plan, sweep_dir)
+    report = SweepReport(table=write_tables(sweep_dir, plan), skipped=done)
+    start = time.perf_counter()
+    bar = tqdm(total=len(plan.runs), initial=len(done), desc=f"compare {plan.preset}", unit="run",
+               disable=not progress or not tasks, dynamic_ncols=True)
+    try:
+        for outcome in executor.map(tasks):
+            run_dir = sweep_dir / outcome.name
+            if outcome.files:
+                _store_files(run_dir, outcome.files)
+            if outcome.status == "complete":
+                (run_dir / ERROR_FILE).unlink(missing_ok=True)
+                bar.set_postfix_str(f"{outcome.name}: test W-F1 {100 * outcome.test.get('weighted_f1', 0):.2f}")
+            else:
+                write_text_atomic(run_dir / ERROR_FILE, f"{outcome.error}\n\n{outcome.traceback or ''}")
+                report.failures.append(outcome)
+                bar.set_postfix_str(f"{outcome.name}: FAILED")
+            report.ran.append(outcome.name)
+            report.table = write_tables(sweep_dir, plan)
+            bar.update(1)
+    finally:
+        bar.close()
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,83 @@
+"""Per-item failures of an extraction: the ``--max-failures`` policy and the end-of-run summary."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+
+from mmemolr.tables import format_table
+
+# Text comes from the corpus itself, so any failure is a real problem; media corpora always have a few
+# broken clips, which the models handle through the availability mask.
+DEFAULT_MAX_FAILURES = {"text": "0", "audio": "1%", "visual": "1%"}
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """How many failed items a run tolerates: a count (``5``) or a share of the items (``1%``)."""
+
+    spec: str
+    count: int | None = None
+    percent: float | None = None
+
+    def allowed(self, total: int) -> int:
+        if self.count is not None:
+            return self.count
+        assert self.percent is not None
+        return math.floor(self.percent / 100.0 * total + 1e-9)
+
+    def exceeded(self, failures: int, total: int) -> bool:
+        return failures > self.allowed(total)
+
+
+def parse_max_failures(spec: str | None, modality: str) -> FailurePolicy:
+    """Parse ``--max-failures``: ``N`` items or ``P%`` of the items; None gives the modality default."""
+    if spec is None:
+        spec = DEFAULT_MAX_FAILURES.get(modality, "0")
+    text = str(spec).strip()
+    percent = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*%", text)
+    if percent:
+        value = float(percent.group(1))
+        if value > 100:
+            raise ValueError(f"--max-failures {spec!r}: a percentage must be at most 100%")
+        return FailurePolicy(text, percent=value)
+    if re.fullmatch(r"\d+", text):
+        return FailurePolicy(text, count=int(text))
+    raise ValueError(f"--max-failures {spec!r} must be a number of items (e.g. 0 or 25) or a percentage (e.g. 1%)")
+
+
+def read_errors(path: str | Path) -> list[tuple[str, str, str]]:
+    """The errors table ``(id, kind, message)`` of a (possibly partial) feature file."""
+    with h5py.File(path, "r") as f:
+        if "errors" not in f:
+            return []
+        e = f["errors"]
+        return [
+            tuple(x.decode() if isinstance(x, bytes) else str(x) for x in row)  # type: ignore[misc]
+            for row in zip(e["id"][:], e["kind"][:], e["message"][:])
+        ]
+
+
+def failure_summary(errors: list[tuple[str, str, str]], total: int, examples: int = 2) -> str:
+    """A table of failure kinds with counts, share of the items and the first examples."""
+    if not errors:
+        return f"no failures: all {total:,} items have features"
+    kinds = Counter(kind for _, kind, _ in errors)
+    first: dict[str, list[tuple[str, str]]] = {}
+    for uid, kind, message in errors:
+        bucket = first.setdefault(kind, [])
+        if len(bucket) < examples:
+            bucket.append((uid, message))
+    rows = []
+    for kind, n in kinds.most_common():
+        for j, (uid, message) in enumerate(first[kind]):
+            short = message if len(message) <= 100 else message[:97] + "..."
+            rows.append([kind if j == 0 else "", n if j == 0 else None,
+                         f"{100.0 * n / max(total, 1):.2f}%" if j == 0 else "", uid, short])
+    title = f"{len(errors):,} of {total:,} items failed (rows marked unavailable, no vector written)"
+    return format_table(["failure", "count", "share", "example id", "message"], rows, title=title)

@@ -1,0 +1,324 @@
+"""Import the feature pickles of the DialogueRNN lineage (DialogueRNN, DialogueGCN, MMGCN, ...).
+
+Layouts (a pickled list/tuple; every ``video*`` item is a dict keyed by dialogue id):
+
+- ``iemocap`` (9 items): videoIDs, videoSpeakers, videoLabels, videoText, videoAudio, videoVisual,
+  videoSentence, trainVid, testVid. Speakers 'M'/'F'; labels 0 hap, 1 sad, 2 neu, 3 ang, 4 exc, 5 fru.
+- ``meld`` (9 items): videoIDs, videoSpeakers, videoLabels, videoText, videoAudio, videoSentence,
+  trainVid, testVid, and a ninth item (sentiment labels in the DialogueRNN release; ignored).
+  Speakers are one-hot vectors over 9 slots; labels 0..6 = neutral, surprise, fear, sadness, joy,
+  disgust, anger (the order of the DialogueRNN/MMGCN MELD loaders, the same as mmemolr's MELD adapter).
+- ``meld-visual`` (10 items, MMGCN): as ``meld`` with videoVisual after videoAudio.
+
+The result is a prepared corpus (``corpus.json``) plus one HDF5 feature file per modality, usable by
+``train`` and ``compare`` as they are. Feature dimensions are read from the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mmemolr.corpus.iemocap import IEMOCAP_EMOTIONS, carve_validation, load_trusted_pickle
+from mmemolr.corpus.meld import MELD_EMOTIONS
+from mmemolr.corpus.model import Corpus, CorpusError, Utterance, build_dialogues
+from mmemolr.corpus.prepared import CORPUS_FILE, DEFAULT_FEATURES_DIR, load_prepared, save_prepared
+from mmemolr.corpus.readers import repair_c1
+from mmemolr.store import FeatureWriter, library_versions
+
+EXTRACTOR = "dialoguernn-import"
+MODALITY_FIELDS = {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    fields: tuple[str, ...]
+    labels: tuple[str, ...]
+    description: str
+
+
+LAYOUTS: dict[str, Layout] = {
+    "iemocap": Layout(
+        ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoVisual", "videoSentence",
+         "trainVid", "testVid"),
+        tuple(IEMOCAP_EMOTIONS), "IEMOCAP style, 9 items with videoVisual",
+    ),
+    "meld": Layout(
+        ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoSentence", "trainVid",
+         "testVid", "extra"),
+        tuple(MELD_EMOTIONS), "MELD style, 9 items without videoVisual",
+    ),
+    "meld-visual": Layout(
+        ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoVisual", "videoSentence",
+         "trainVid", "testVid", "extra"),
+        tuple(MELD_EMOTIONS), "MELD style (MMGCN), 10 items with videoVisual",
+    ),
+}
+
+
+@dataclass
+class ImportResult:
+    corpus_dir: Path
+    corpus: Corpus
+    layout: str
+    feature_files: dict[str, Path] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)  # modality -> rows with non-finite values
+
+
+def _is_id_collection(value: Any) -> bool:
+    if isinstance(value, (str, bytes, Mapping)):
+        return False
+    if not isinstance(value, (list, tuple, set, frozenset, np.ndarray)) and not hasattr(value, "__iter__"):
+        return False
+    try:
+        items = list(value)
+    except TypeError:
+        return False
+    return all(isinstance(x, (str, int, np.integer, np.str_)) for x in items)
+
+
+def _layout_error(path: Path, items: Any, why: str) -> CorpusError:
+    kinds = "; ".join(f"{name}: {len(lay.fields)} items {', '.join(lay.fields)}" for name, lay in LAYOUTS.items())
+    got = f"{type(items).__name__} of {len(items)} items" if hasattr(items, "__len__") else type(items).__name__
+    return CorpusError(f"{path}: {why} (got {got}). Known layouts -- {kinds}")
+
+
+def detect_layout(items: Any, path: Path = Path("<pickle>")) -> str:
+    """Name of the layout of an unpickled DialogueRNN-style feature file (see the module docstring)."""
+    if not isinstance(items, (list, tuple)):
+        raise _layout_error(path, items, "expected a list or tuple of dicts and dialogue-id lists")
+    for name, layout in LAYOUTS.items():
+        if len(items) != len(layout.fields):
+            continue
+        train, test = layout.fields.index("trainVid"), layout.fields.index("testVid")
+        if _is_id_collection(items[train]) and _is_id_collection(items[test]) and isinstance(items[0], Mapping):
+            return name
+    raise _layout_error(path, items, "not a DialogueRNN-style feature pickle")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _ordered_ids(value: Iterable[Any]) -> list[Any]:
+    # A set has no stable order (string hashing is salted per process): sort it so imports are repeatable.
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=lambda v: (not isinstance(v, (int, np.integer)), v if isinstance(v, (int, np.integer)) else str(v)))
+    return list(value)
+
+
+def _text(value: Any) -> tuple[str, bool]:
+    """Decode a sentence; undo UTF-8 read as latin-1 (Python 2 pickles) and cp1252 C1 characters."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = str(value)
+    repaired = False
+    if any(ord(c) > 127 for c in text):
+        try:
+            fixed = text.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            fixed = text
+        repaired = fixed != text
+        text = fixed
+    text, c1 = repair_c1(text)
+    return text, repaired or c1
+
+
+def _speaker(value: Any, where: str) -> str:
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    vec = np.asarray(value, dtype=np.float64).ravel()
+    if vec.size == 0 or not np.isfinite(vec).all() or vec.max() <= 0:
+        raise CorpusError(f"{where}: speaker {value!r} is neither a name nor a one-hot vector")
+    return f"p{int(np.argmax(vec))}"  # MELD: one-hot over 9 speaker slots
+
+
+def _entry(fields: dict[str, Any], name: str, vid: Any, path: Path) -> Any:
+    table = fields[name]
+    if not isinstance(table, Mapping):
+        raise CorpusError(f"{path}: item {name} should be a dict keyed by dialogue id, got {type(table).__name__}")
+    try:
+        return table[vid]
+    except KeyError:
+        raise CorpusError(f"{path}: dialogue {vid!r} is listed in trainVid/testVid but missing from {name}") from None
+
+
+def import_dialoguernn(
+    path: str | Path,
+    corpus_name: str,
+    *,
+    trust_pickle: bool = False,
+    layout: str = "auto",
+    labels: list[str] | None = None,
+    features_dir: str | Path = DEFAULT_FEATURES_DIR,
+    out_dir: str | Path | None = None,
+    valid_fraction: float = 0.1,
+    valid_seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ImportResult:
+    """Read a DialogueRNN-style pickle into ``<features_dir>/<corpus_name>/`` (or ``out_dir``).
+
+    The validation split is carved from ``trainVid`` with a fixed seed (the files have none). Rerunning
+    with the same file resumes/keeps what is there; another corpus in the folder needs ``overwrite``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"feature pickle {path} does not exist")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", corpus_name):
+        raise ValueError(f"corpus name {corpus_name!r}: use letters, digits, '.', '_' and '-' only")
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"valid fraction {valid_fraction} must be between 0 and 1 (exclusive)")
+    items = load_trusted_pickle(path, trust_pickle)
+    if layout == "auto":
+        layout = detect_layout(items, path)
+    elif layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
+    elif detect_layout(items, path) != layout:
+        raise _layout_error(path, items, f"the file does not have the {layout!r} layout")
+    spec = LAYOUTS[layout]
+    label_names = list(labels) if labels else list(spec.labels)
+    if len(set(label_names)) != len(label_names):
+        raise ValueError(f"labels {label_names} contain duplicates")
+    fields = dict(zip(spec.fields, items))
+    digest = sha256_file(path)
+
+    train_ids, test_ids = _ordered_ids(fields["trainVid"]), _ordered_ids(fields["testVid"])
+    key_of: dict[str, Any] = {}
+    split_of: dict[str, str] = {}
+    for split, vids in (("train", train_ids), ("test", test_ids)):
+        for vid in vids:
+            did = str(vid)
+            if did in split_of:
+                raise CorpusError(f"{path}: dialogue {did!r} is listed twice (in {split_of[did]} and {split})")
+            split_of[did], key_of[did] = split, vid
+    if not train_ids or not test_ids:
+        raise CorpusError(f"{path}: trainVid has {len(train_ids)} and testVid {len(test_ids)} dialogues; both must be non-empty")
+    valid = carve_validation([str(v) for v in train_ids], valid_fraction, valid_seed)
+
+    modalities = [m for m, name in MODALITY_FIELDS.items() if name in fields]
+    raw_ids: list[tuple[str, Any]] = []
+    rows: list[Utterance] = []
+    vectors: dict[str, list[np.ndarray]] = {m: [] for m in modalities}
+    dims: dict[str, int] = {}
+    repaired = 0
+    for did, vid in tqdm(key_of.items(), desc=f"read {path.name}", unit="dialogue", disable=not progress):
+        where = f"{path}: dialogue {did!r}"
+        utt_ids = list(_entry(fields, "videoIDs", vid, path))
+        speakers = list(_entry(fields, "videoSpeakers", vid, path))
+        labels_ = list(_entry(fields, "videoLabels", vid, path))
+        sentences = list(_entry(fields, "videoSentence", vid, path))
+        n = len(utt_ids)
+        if n == 0:
+            raise CorpusError(f"{where}: no utterances in videoIDs")
+        for name, seq in (("videoSpeakers", speakers), ("videoLabels", labels_), ("videoSentence", sentences)):
+            if len(seq) != n:
+                raise CorpusError(f"{where}: {name} has {len(seq)} entries, videoIDs has {n}")
+        for modality in modalities:
+            name = MODALITY_FIELDS[modality]
+            try:
+                arr = np.asarray(_entry(fields, name, vid, path), dtype=np.float32)
+            except (TypeError, ValueError) as err:
+                raise CorpusError(f"{where}: {name} is not a numeric array ({err})") from None
+            if arr.ndim != 2 or arr.shape[0] != n:
+                raise CorpusError(f"{where}: {name} has shape {arr.shape}, expected ({n}, dim)")
+            dims.setdefault(modality, arr.shape[1])
+            if arr.shape[1] != dims[modality]:
+                raise CorpusError(f"{where}: {name} is {arr.shape[1]}-d, earlier dialogues are {dims[modality]}-d")
+            vectors[modality].append(arr)
+        split = "dev" if did in valid else split_of[did]
+        for i in range(n):
+            y = labels_[i]
+            try:
+                y = int(y)
+            except (TypeError, ValueError):
+                raise CorpusError(f"{where}, utterance {i}: label {y!r} is not an integer id") from None
+            if not 0 <= y < len(label_names):
+                raise CorpusError(
+                    f"{where}, utterance {i}: label id {y} outside 0..{len(label_names) - 1} of the labels "
+                    f"{label_names}; pass the corpus's label names in id order with --labels"
+                )
+            text, fixed = _text(sentences[i])
+            repaired += fixed
+            raw_ids.append((did, utt_ids[i]))
+            rows.append(Utterance(
+                id="", dialogue_id=did, index=i, speaker=_speaker(speakers[i], f"{where}, utterance {i}"),
+                text=text, label=label_names[y], split=split, extra={"source_id": str(utt_ids[i])},
+            ))
+    # Ids as in videoIDs when they are unique strings (IEMOCAP), else dialogue/utterance (MELD's 0, 1, ...).
+    plain = [str(u) for _, u in raw_ids]
+    use_plain = all(isinstance(u, (str, np.str_)) for _, u in raw_ids) and len(set(plain)) == len(plain)
+    for row, (did, uid), p in zip(rows, raw_ids, plain):
+        row.id = p if use_plain else f"{did}/{uid}"
+    dupes = len(rows) - len({r.id for r in rows})
+    if dupes:
+        raise CorpusError(f"{path}: {dupes} duplicate utterance id(s) within a dialogue in videoIDs")
+
+    corpus = Corpus(
+        name=corpus_name,
+        labels=label_names,
+        dialogues=build_dialogues(rows),
+        provenance={"format": "dialoguernn", "layout": layout, "file": path.name, "sha256": digest,
+                    "valid_fraction": valid_fraction, "valid_seed": valid_seed, "feature_dims": dims},
+        report={"repaired_text": repaired},
+    )
+    corpus.validate()
+    out = Path(out_dir) if out_dir else Path(features_dir) / corpus_name
+    _save_corpus(corpus, out, overwrite)
+
+    result = ImportResult(corpus_dir=out, corpus=corpus, layout=layout, dims=dims)
+    ids = corpus.utterance_ids()  # build_dialogues keeps the read order, so rows line up with ids
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)
+    for modality in modalities:
+        matrix = np.concatenate(vectors[modality])
+        target = out / f"{modality}-{stem}.h5"
+        attrs = {
+            "corpus_name": corpus_name, "corpus_fingerprint": corpus.fingerprint(), "modality": modality,
+            "extractor": EXTRACTOR,
+            "extractor_config": {"source": path.name, "layout": layout, "item": MODALITY_FIELDS[modality]},
+            "model_id": f"{path.name} sha256:{digest}", "weights_sha256": digest, "dim": dims[modality],
+            "versions": library_versions(),
+        }
+        writer = FeatureWriter(target, ids, attrs, overwrite=overwrite)
+        try:
+            pending = set(writer.pending_ids)
+            finite = np.isfinite(matrix).all(axis=1)
+            good = [i for i, uid in enumerate(ids) if uid in pending and finite[i]]
+            if good:
+                writer.write([ids[i] for i in good], matrix[good])
+            bad = [i for i, uid in enumerate(ids) if uid in pending and not finite[i]]
+            for i in bad:
+                writer.fail(ids[i], "non_finite", f"{MODALITY_FIELDS[modality]} holds NaN/inf for this utterance")
+            result.failed[modality] = int((~finite).sum())
+        finally:
+            result.feature_files[modality] = writer.close()
+    return result
+
+
+def _save_corpus(corpus: Corpus, out: Path, overwrite: bool) -> None:
+    if (out / CORPUS_FILE).exists() and not overwrite:
+        try:
+            existing = load_prepared(out).fingerprint()
+        except ValueError:
+            existing = "unreadable"
+        if existing != corpus.fingerprint():
+            raise ValueError(
+                f"{out / CORPUS_FILE} holds another corpus (fingerprint {existing[:16]}, this import "
+                f"{corpus.fingerprint()[:16]}); choose another --corpus-name or --out, or pass --overwrite"
+            )
+        return
+    save_prepared(corpus, out)

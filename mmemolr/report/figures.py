@@ -1,0 +1,188 @@
+"""The figures of ``mmemolr report`` (matplotlib, Agg backend, PNG).
+
+- comparison bar chart with error bars (the table of a sweep),
+- t-SNE of the test emotion states e_t, one-hot run beside RLD run (the paper's Figure 3),
+- refined label distribution vs one-hot label vs prediction for chosen utterances (Figure 4),
+- per-class F1 and confusion matrices.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mmemolr.fileio import atomic_path  # noqa: E402
+
+DPI = 130
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _colors(n: int) -> list:
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def comparison_bars(table: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: one group per table row, one bar per column; W-F1 and accuracy panels, ± std."""
+    rows, columns = table["rows"], table["columns"]
+    cells = {(c["row"], c["column"]): c for c in table["cells"]}
+    comps = {(c["row"], c["column"]): c for c in table["comparisons"]}
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.1 * len(rows) * max(1, len(columns)) + 3), 4.2))
+    width = 0.8 / max(1, len(columns))
+    x = np.arange(len(rows))
+    for ax, (key, name) in zip(axes, (("weighted_f1", "weighted F1 (%)"), ("accuracy", "accuracy (%)"))):
+        lows = []
+        for j, (col, color) in enumerate(zip(columns, _colors(len(columns)))):
+            means = np.array([100 * (cells[(r, col)][key]["mean"] or np.nan) for r in rows], dtype=float)
+            stds = np.array([100 * (cells[(r, col)][key]["std"] or 0.0) for r in rows], dtype=float)
+            pos = x + (j - (len(columns) - 1) / 2) * width
+            label = col if len(columns) > 1 else name
+            ax.bar(pos, np.nan_to_num(means), width, yerr=stds, capsize=3, color=color, label=label,
+                   edgecolor="black", linewidth=0.4)
+            lows.extend((means - stds)[np.isfinite(means)])
+            for i, r in enumerate(rows):
+                comp = comps.get((r, col))
+                if comp and comp[key]["p"] is not None and comp[key]["p"] < 0.05 and np.isfinite(means[i]):
+                    ax.text(pos[i], means[i] + stds[i] + 0.2, "*", ha="center", va="bottom", fontsize=12)
+        if lows:
+            ax.set_ylim(bottom=max(0.0, float(np.min(lows)) - 5.0))
+        ax.set_xticks(x, rows, rotation=30 if max(len(r) for r in rows) > 6 else 0, ha="right" if max(len(r) for r in rows) > 6 else "center")
+        ax.set_ylabel(name)
+        ax.grid(axis="y", alpha=0.3)
+        if len(columns) > 1:
+            ax.legend(fontsize=8)
+    n = len(table["seeds"])
+    fig.suptitle(f"{table['preset']} on {table['corpus']}: test mean ± std over {n} seed(s)"
+                 + ("  (* paired t-test p < 0.05)" if table["comparisons"] else ""), fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def tsne_embedding(states: np.ndarray, seed: int = 0) -> np.ndarray:
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    n = len(states)
+    perplexity = float(max(2.0, min(30.0, (n - 1) / 3)))
+    tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, learning_rate="auto", random_state=seed)
+    # Small problems only lose time to OpenMP thread start-up and contention.
+    with threadpool_limits(1 if n < 1000 else None):
+        return tsne.fit_transform(np.asarray(states, dtype=np.float32))
+
+
+def tsne_panels(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], labels: Sequence[str], path: Path,
+                max_points: int = 2000, seed: int = 0) -> Path:
+    """``panels``: (title, emotion states N x D, gold label index N). Same subsample in every panel."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    colors = _colors(len(labels))
+    n = len(panels[0][2])
+    keep = np.arange(n)
+    if n > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    for ax, (title, states, gold) in zip(axes[0], panels):
+        xy = tsne_embedding(states[keep], seed)
+        g = np.asarray(gold)[keep]
+        for k, label in enumerate(labels):
+            sel = g == k
+            if sel.any():
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=colors[k], label=f"{label} ({int(sel.sum())})",
+                           alpha=0.75, linewidths=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2.5, title="gold")
+    fig.suptitle(f"t-SNE of the emotion states e_t of {len(keep)} test utterances", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def refinement_panels(examples: Sequence[dict[str, Any]], labels: Sequence[str], path: Path,
+                      series_names: Sequence[str]) -> Path:
+    """Per utterance: grouped bars over the labels, one bar per series (one-hot label, refined target, ...).
+
+    ``examples``: dicts with ``id``, ``text``, ``gold``, ``series`` (name -> probabilities over labels).
+    """
+    cols = 2 if len(examples) > 1 else 1
+    nrows = int(np.ceil(len(examples) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.4 * cols, 3.4 * nrows), squeeze=False)
+    colors = _colors(len(series_names))
+    x = np.arange(len(labels))
+    width = 0.8 / len(series_names)
+    for ax, ex in zip(axes.ravel(), examples):
+        for j, (name, color) in enumerate(zip(series_names, colors)):
+            if name in ex["series"]:
+                ax.bar(x + (j - (len(series_names) - 1) / 2) * width, ex["series"][name], width, color=color,
+                       label=name, edgecolor="black", linewidth=0.3)
+        text = textwrap.shorten(ex.get("text") or "", 110, placeholder=" …")
+        ax.set_title("\n".join(textwrap.wrap(f"{ex['id']} (gold {ex['gold']}): \"{text}\"", 70)), fontsize=8)
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("probability", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes.ravel()[len(examples):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("refined label distribution vs one-hot label vs prediction (test utterances)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def per_class_f1_heatmap(names: Sequence[str], f1: np.ndarray, labels: Sequence[str], path: Path,
+                         support: Sequence[int] | None = None) -> Path:
+    """Rows: runs or table cells; columns: labels; values: F1 in %."""
+    fig, ax = plt.subplots(figsize=(1.0 * len(labels) + 3.0, 0.42 * len(names) + 1.8))
+    im = ax.imshow(100 * f1, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for i in range(len(names)):
+        for j in range(len(labels)):
+            v = 100 * f1[i, j]
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < 55 else "black")
+    xt = [f"{lab}\n(n={support[k]})" for k, lab in enumerate(labels)] if support is not None else list(labels)
+    ax.set_xticks(np.arange(len(labels)), xt, fontsize=8)
+    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+    fig.colorbar(im, ax=ax, label="F1 (%)", fraction=0.04)
+    ax.set_title("per-class F1 on the test split (mean over seeds)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_grid(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence[str], path: Path,
+                   ncols: int = 2) -> Path:
+    """Row-normalised confusion matrices (gold rows, predicted columns), annotated in %."""
+    ncols = max(1, min(ncols, len(matrices)))
+    nrows = int(np.ceil(len(matrices) / ncols))
+    size = 0.5 * len(labels) + 1.6
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.6, size * nrows), squeeze=False)
+    for ax, (title, cm) in zip(axes.ravel(), matrices):
+        cm = np.asarray(cm, dtype=np.float64)
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax.imshow(100 * norm, cmap="Blues", vmin=0, vmax=100)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                v = 100 * norm[i, j]
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if v > 55 else "black")
+        ax.set_xticks(np.arange(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(np.arange(len(labels)), labels, fontsize=7)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("gold", fontsize=7)
+        ax.set_title(title, fontsize=8)
+    for ax in axes.ravel()[len(matrices):]:
+        ax.axis("off")
+    fig.suptitle("confusion matrices on the test split (% of each gold class, summed over seeds)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,69 @@
+"""Training targets: what the predictor's output distribution is pulled towards.
+
+A target is one small module with a class decorated by ``@register_target``. It sees the predictor's
+states and the gold labels of the real (unpadded) utterances of a batch and returns the loss. Targets
+only shape training: prediction uses the Emotion Predictor alone, so a target's own parameters (the
+label refinement module of ``rld``, the label embeddings of ``lcm``) are not needed at inference.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmemolr.model.predictor import PredictorOutput
+from mmemolr.train.config import TargetConfig
+
+TARGETS: dict[str, type[Target]] = {}
+
+
+class Target(nn.Module):
+    """Base target: ``distribution()`` gives z (N, C); the loss is KL(z ‖ softmax(logits))."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    # True when z is a learned distribution worth writing to predictions.csv as <name>_<label>.
+    refines: ClassVar[bool] = False
+
+    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.n_classes = n_classes
+
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+        """Target distribution z (N, C) for outputs ``out`` (N, ·) with gold ``labels`` (N,)."""
+        raise NotImplementedError(f"target {self.name!r} defines neither distribution() nor loss()")
+
+    def loss(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over utterances of KL(z ‖ softmax(logits))."""
+        z = self.distribution(out, labels)
+        return F.kl_div(F.log_softmax(out.logits, dim=-1), z, reduction="batchmean")
+
+    def states(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A predictor state as the target module reads it (cut from the graph unless gradient=both)."""
+        return tensor if self.config.gradient == "both" else tensor.detach()
+
+    def finish(self, z: torch.Tensor) -> torch.Tensor:
+        """z as the loss sees it: a constant when gradient=detach."""
+        return z.detach() if self.config.gradient == "detach" else z
+
+
+def register_target(cls: type[Target]) -> type[Target]:
+    if cls.name in TARGETS:
+        raise ValueError(f"target {cls.name!r} is registered twice")
+    TARGETS[cls.name] = cls
+    return cls
+
+
+def load_builtin_targets() -> None:
+    import mmemolr.targets.builtin  # noqa: F401  (imports every built-in target module)
+
+
+def build_target(config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> Target:
+    load_builtin_targets()
+    if config.name not in TARGETS:
+        raise ValueError(f"unknown target {config.name!r}; known: {', '.join(sorted(TARGETS))}")
+    return TARGETS[config.name](config, n_classes, hidden, label_dim)

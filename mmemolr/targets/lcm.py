@@ -1,0 +1,34 @@
+"""``lcm``: Label Confusion Model (Guo et al., AAAI 2021).
+
+Label embeddings are compared with the utterance representation (the emotion state e_t) to give a
+label-similarity distribution sim = softmax(V h); the target is z = softmax(sim + α·y), loss KL.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmemolr.model.predictor import PredictorOutput
+from mmemolr.targets.base import Target, register_target
+from mmemolr.train.config import TargetConfig
+
+
+@register_target
+class LabelConfusion(Target):
+    name = "lcm"
+    description = "label confusion model: softmax(softmax(label_emb . h) + alpha*y), KL loss"
+    refines = True
+
+    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> None:
+        super().__init__(config, n_classes, hidden, label_dim)
+        self.label_emb = nn.Embedding(n_classes, label_dim)
+        # LCM maps the label embeddings into the representation space with a tanh dense layer.
+        self.label_proj = nn.Linear(label_dim, hidden)
+
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+        labels_h = torch.tanh(self.label_proj(self.label_emb.weight))  # (C, D)
+        sim = torch.softmax(self.states(out.emotion) @ labels_h.t(), dim=-1)
+        y = F.one_hot(labels, self.n_classes).to(sim.dtype)
+        return self.finish(torch.softmax(sim + self.config.lcm_alpha * y, dim=-1))

@@ -1,0 +1,31 @@
+"""``rld``: EmoLR's refined label distribution, z = softmax(RLD + η·y), loss KL(z ‖ softmax(logits)).
+
+RLD comes from the Label Refinement module reading the speaker state s_{p,t} and the context state
+c_t of the predictor (mmemolr.model.refinement). Gradients: see ``target.gradient``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mmemolr.model.predictor import PredictorOutput
+from mmemolr.model.refinement import LabelRefinement
+from mmemolr.targets.base import Target, register_target
+from mmemolr.train.config import TargetConfig
+
+
+@register_target
+class RefinedLabels(Target):
+    name = "rld"
+    description = "EmoLR refined label distribution softmax(RLD + eta*y), KL loss"
+    refines = True
+
+    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> None:
+        super().__init__(config, n_classes, hidden, label_dim)
+        self.refinement = LabelRefinement(n_classes, hidden, label_dim, config.sim_speaker, config.sim_ctx)
+
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+        rld = self.refinement(self.states(out.speaker), self.states(out.context))
+        y = F.one_hot(labels, self.n_classes).to(rld.dtype)
+        return self.finish(torch.softmax(rld + self.config.eta * y, dim=-1))

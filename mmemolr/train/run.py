@@ -1,0 +1,193 @@
+"""``run_training``: train the Emotion Predictor with a target, select on validation, test once.
+
+Protocol: each epoch trains on the train split and scores the dev split; the checkpoint with the best
+dev weighted F1 (earliest on ties) is kept as best.pt; training stops after ``optim.patience`` epochs
+without improvement or at ``optim.max_epochs``. Only then is the test split evaluated, once, with
+best.pt. Nothing reads test metrics before that, and no option selects on test.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mmemolr.config import to_dict
+from mmemolr.fuse import describe_file
+from mmemolr.train import rundir
+from mmemolr.train.build import EmoLRModel, build_model
+from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mmemolr.train.config import TrainConfig, check_train_config
+from mmemolr.train.data import PreparedData, load_training_data
+from mmemolr.train.device import resolve_device, set_threads
+from mmemolr.train.loop import evaluate, train_epoch
+from mmemolr.train.metrics import classification_metrics, summary
+
+log = logging.getLogger(__name__)
+
+
+def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("features"), progress: bool = True,
+                 threads: int | None = None,
+                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> dict:
+    """Train (resuming from run_dir/last.pt if present; returning the stored results at once if
+    run_dir/results.json says complete), write the run folder, return the results dict.
+
+    ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is on disk.
+    """
+    check_train_config(config)
+    run_dir = Path(run_dir)
+    wanted = to_dict(config)
+    stored = rundir.read_results(run_dir)
+    if stored is not None and stored.get("status") == "complete":
+        _check_same_config(run_dir, stored.get("config"), wanted)
+        return stored
+    if (run_dir / rundir.LAST).exists():
+        _check_same_config(run_dir, rundir.read_config_dict(run_dir), wanted)
+
+    set_threads(threads)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
+                                  config.model.availability_input)
+    data = prepared.data
+    train, dev = data.split("train"), data.split("dev")
+    model = build_model(config, data.input_dim, len(data.labels)).to(device)
+    optimizer = make_optimizer(model, config)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False,
+             "history": []}
+    if (run_dir / rundir.LAST).exists():
+        ckpt = load_checkpoint(run_dir / rundir.LAST, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        generator.set_state(ckpt["generator"])
+        set_rng_state(ckpt["rng"])
+        state = ckpt["state"]
+        log.info("resuming %s after epoch %d", run_dir, state["epoch"])
+    else:
+        rundir.write_config(run_dir, config)
+        prepared.norm.save(run_dir / rundir.NORMALIZATION)
+
+    bar = tqdm(total=config.optim.max_epochs, initial=state["epoch"], desc=f"train {run_dir.name}", unit="epoch",
+               disable=not progress, dynamic_ncols=True)
+    try:
+        while not state["stopped"] and state["epoch"] < config.optim.max_epochs:
+            epoch = state["epoch"] + 1
+            t0 = time.perf_counter()
+            train_loss = train_epoch(model, data, train, optimizer, config.optim, generator, device)
+            valid = evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
+            scores = classification_metrics(valid.gold, valid.pred, data.labels)
+            row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
+                   "valid_accuracy": scores["accuracy"], "valid_weighted_f1": scores["weighted_f1"],
+                   "valid_macro_f1": scores["macro_f1"], "seconds": time.perf_counter() - t0}
+            state["history"].append(row)
+            state["epoch"] = epoch
+            if scores["weighted_f1"] > state["best_score"]:
+                state.update(best_score=scores["weighted_f1"], best_epoch=epoch, bad_epochs=0)
+                save_checkpoint(_weights(model), run_dir / rundir.BEST)
+            else:
+                state["bad_epochs"] += 1
+            if state["bad_epochs"] >= config.optim.patience:
+                state["stopped"] = True
+            rundir.write_metrics(run_dir, state["history"])
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "generator": generator.get_state(), "rng": rng_state(), "state": state},
+                            run_dir / rundir.LAST)
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.4f}", valid_wf1=f"{scores['weighted_f1']:.4f}",
+                            best=f"{state['best_score']:.4f}@{state['best_epoch']}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+    finally:
+        bar.close()
+
+    return _finish(config, run_dir, prepared, model, device, state)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with L2 (weight_decay); the fused kernel when the device supports it (about 3x faster on CPU)."""
+    kwargs = {"lr": config.optim.lr, "weight_decay": config.optim.weight_decay}
+    try:
+        return torch.optim.Adam(model.parameters(), fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(model.parameters(), **kwargs)
+
+
+def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, model: EmoLRModel, device: torch.device,
+            state: dict[str, Any]) -> dict[str, Any]:
+    """Load best.pt, score dev and (once) test, write predictions/states and results.json."""
+    t0 = time.perf_counter()
+    data, corpus = prepared.data, prepared.corpus
+    model.load_state_dict(load_checkpoint(run_dir / rundir.BEST, map_location=device))
+    batch = config.optim.eval_batch_dialogues
+    valid = evaluate(model, data, data.split("dev"), batch, device)
+    test = evaluate(model, data, data.split("test"), batch, device, states=True, refined=True)
+    test_metrics = classification_metrics(test.gold, test.pred, data.labels)
+    write_test_outputs(run_dir, prepared, test, model.target.name if model.target.refines else None)
+    history = state["history"]
+    train_seconds = sum(r["seconds"] for r in history)
+    results = {
+        "status": "complete",
+        "config": to_dict(config),
+        "corpus": corpus.name,
+        "corpus_fingerprint": corpus.fingerprint(),
+        "corpus_dir": str(prepared.corpus_folder.resolve()),
+        "labels": list(data.labels),
+        "feature_files": {code: describe_file(ff) for code, ff in prepared.files.items()},
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "valid": summary(classification_metrics(valid.gold, valid.pred, data.labels)),
+        "test": test_metrics,
+        "seconds_total": train_seconds + (time.perf_counter() - t0),
+        "seconds_per_epoch": train_seconds / max(1, len(history)),
+        "device": str(device),
+        "seed": config.seed,
+    }
+    rundir.write_results(run_dir, results)
+    (run_dir / rundir.LAST).unlink(missing_ok=True)
+    return results
+
+
+def write_test_outputs(run_dir: Path, prepared: PreparedData, test, refined_name: str | None) -> None:
+    data, corpus = prepared.data, prepared.corpus
+    utts = {u.id: u for u in corpus.utterances()}
+    ids = [data.ids[r] for r in test.rows]
+    has_text = any(utts[uid].text for uid in ids)
+    rundir.write_predictions(
+        run_dir / rundir.PREDICTIONS, ids, [utts[uid].dialogue_id for uid in ids],
+        [data.labels[g] if g >= 0 else None for g in test.gold], test.probs, data.labels,
+        refined=test.refined if refined_name else None, refined_prefix=refined_name or "rld",
+        texts=[utts[uid].text for uid in ids] if has_text else None,
+    )
+    rundir.write_states(run_dir / rundir.STATES, ids, test.gold, test.pred, test.emotion)
+
+
+def _weights(model: EmoLRModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _check_same_config(run_dir: Path, stored: dict | None, wanted: dict) -> None:
+    if stored is not None and stored != wanted:
+        diffs = [key for key in _flat(wanted) if _flat(stored).get(key) != _flat(wanted)[key]]
+        diffs += [key for key in _flat(stored) if key not in _flat(wanted)]
+        raise ValueError(f"{run_dir} holds a run with another config (differs in {', '.join(diffs) or 'layout'}); "
+                         "choose another --out folder or delete that one")
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

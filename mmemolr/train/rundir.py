@@ -1,0 +1,111 @@
+"""The run folder: every file written atomically; results.json last, so its presence means complete.
+
+  config.yaml        resolved TrainConfig
+  normalization.npz  train-split mean/std per modality (needed to apply the model to new features)
+  metrics.csv/.json  one row per epoch
+  best.pt            state_dict of the selected epoch (weights_only=True)
+  last.pt            resume checkpoint, removed once the run is complete
+  predictions.csv    test split: ids, gold, pred, prob_<label>, (<target>_<label> for refining targets), text
+  test_states.npz    ids, labels, preds, emotion_states (N x D) of the test utterances
+  results.json       status complete, config, metrics, provenance
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mmemolr.config import dump_yaml
+from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
+
+CONFIG = "config.yaml"
+METRICS_CSV = "metrics.csv"
+METRICS_JSON = "metrics.json"
+BEST = "best.pt"
+LAST = "last.pt"
+PREDICTIONS = "predictions.csv"
+STATES = "test_states.npz"
+RESULTS = "results.json"
+NORMALIZATION = "normalization.npz"
+METRIC_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_accuracy", "valid_weighted_f1", "valid_macro_f1",
+                  "seconds")
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RESULTS
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it to redo the final evaluation") from None
+
+
+def read_config_dict(run_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        return None
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def write_config(run_dir: Path, config: Any) -> None:
+    write_text_atomic(run_dir / CONFIG, dump_yaml(config))
+
+
+def write_metrics(run_dir: Path, history: Sequence[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(METRIC_COLUMNS)
+    for row in history:
+        writer.writerow([_fmt(row[c]) for c in METRIC_COLUMNS])
+    write_text_atomic(run_dir / METRICS_CSV, buf.getvalue())
+    write_json_atomic(run_dir / METRICS_JSON, list(history))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+def write_predictions(path: Path, ids: Sequence[str], dialogue_ids: Sequence[str], gold: Sequence[str | None],
+                      probs: np.ndarray, labels: Sequence[str], refined: np.ndarray | None = None,
+                      refined_prefix: str = "rld", texts: Sequence[str] | None = None,
+                      extra: dict[str, Sequence[str]] | None = None) -> None:
+    """One row per utterance; probabilities with 6 decimals."""
+    pred = probs.argmax(axis=1)
+    header = ["utterance_id", "dialogue_id", *(extra or {}), "gold", "pred", *[f"prob_{lab}" for lab in labels]]
+    if refined is not None:
+        header += [f"{refined_prefix}_{lab}" for lab in labels]
+    if texts is not None:
+        header.append("text")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for i, uid in enumerate(ids):
+        row = [uid, dialogue_ids[i], *[values[i] for values in (extra or {}).values()],
+               gold[i] if gold[i] is not None else "", labels[pred[i]], *[f"{p:.6f}" for p in probs[i]]]
+        if refined is not None:
+            row += [f"{p:.6f}" for p in refined[i]]
+        if texts is not None:
+            row.append(texts[i])
+        writer.writerow(row)
+    write_text_atomic(path, buf.getvalue())
+
+
+def write_states(path: Path, ids: Sequence[str], labels: np.ndarray, preds: np.ndarray, emotion: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.array(list(ids), dtype=str), labels=np.asarray(labels, dtype=np.int64),
+                     preds=np.asarray(preds, dtype=np.int64), emotion_states=np.asarray(emotion, dtype=np.float32))
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> None:
+    write_json_atomic(run_dir / RESULTS, results)

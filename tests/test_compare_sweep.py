@@ -1,0 +1,164 @@
+"""``mmemolr compare`` end to end with real (tiny) trainings: resume, parallel workers, Ray, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+from train_helpers import make_corpus, prepare
+
+from mmemolr.cli.main import main
+from mmemolr.compare import LocalExecutor, RayExecutor, make_plan, run_config, run_sweep
+from mmemolr.compare.aggregate import ERROR_FILE, run_status
+from mmemolr.compare.executors import RunTask, execute_task
+from mmemolr.compare.sweep import _store_files, sweep_tasks, write_plan
+from mmemolr.train import rundir
+from mmemolr.train.run import run_training
+
+TINY = ["optim.max_epochs=3", "optim.patience=3", "model.hidden=16", "model.label_dim=8",
+        "optim.batch_dialogues=8"]
+
+
+@pytest.fixture
+def features(tmp_path) -> Path:
+    corpus = make_corpus(sizes={"train": 16, "dev": 6, "test": 6}, max_len=5)
+    return prepare(tmp_path / "features", corpus, modalities=("text", "audio"))
+
+
+def _plan(features: Path, **kwargs):
+    kwargs.setdefault("seeds", 2)
+    return make_plan("synth", features, overrides=TINY, **kwargs)
+
+
+def test_cli_sweep_table_figures_and_resume(features, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["compare", "--corpus", "synth", "--features-dir", str(features), "--seeds", "2", "--out", str(out),
+            "--no-progress", "--threads", "1", *TINY]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "T+A" in printed and "Δ W-F1 RLD − one-hot" in printed and "12 run(s) trained" in printed
+    table = json.loads((out / "table.json").read_text())
+    assert table["runs_complete"] == 12 and table["rows"] == ["T", "A", "T+A"]
+    # every cell is the mean over the seeds of exactly what each run folder says
+    for cell in table["cells"]:
+        runs = [r for r in table["runs"] if r["row"] == cell["row"] and r["column"] == cell["column"]]
+        values = [json.loads((out / r["name"] / "results.json").read_text())["test"]["weighted_f1"] for r in runs]
+        assert cell["weighted_f1"]["values"] == pytest.approx(values)
+    run = json.loads((out / "t+a_rld_seed1" / "results.json").read_text())
+    assert run["config"]["modalities"] == ["t", "a"] and run["config"]["seed"] == 1
+    assert run["config"]["target"]["name"] == "rld" and run["config"]["optim"]["max_epochs"] == 3
+    for name in ("comparison", "per_class_f1", "confusion", "tsne", "refinement"):
+        image = mpimg.imread(out / "figures" / f"{name}.png")
+        assert image.ndim == 3 and image.shape[0] > 200
+    for name in ("table.md", "table.csv", "sweep.json"):
+        assert (out / name).stat().st_size > 0
+
+    # a rerun trains nothing and keeps every run folder as it is
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
+    assert main([*argv, "--no-figures"]) == 0
+    assert "0 run(s) trained, 12 already complete" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")} == stamps
+
+    # another config into the same folder is refused before anything runs
+    assert main([*argv, "optim.max_epochs=4"]) == 1
+    assert "holds a run with another config (differs in optim.max_epochs)" in capsys.readouterr().err
+
+    # dry run lists the status of every run
+    assert main([*argv, "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("complete") == 12
+
+
+def test_killed_sweep_resumes(features, tmp_path):
+    plan = _plan(features, modalities="t", seeds=1)
+    out = tmp_path / "sweep"
+    write_plan(plan, out)
+    # one run killed after its first epoch, the other never started
+    name = "t_rld_seed0"
+
+    def stop(epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(run_config(plan, name), out / name, features, progress=False, threads=1,
+                     on_epoch_end=stop)
+    assert run_status(out / name) == "partial" and run_status(out / "t_onehot_seed0") == "pending"
+    report = run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False)
+    assert sorted(report.ran) == ["t_onehot_seed0", "t_rld_seed0"] and not report.failures
+    metrics = json.loads((out / name / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]  # epoch 1 kept from the killed run, 2 and 3 resumed
+    assert not (out / name / rundir.LAST).exists()
+    assert run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False).ran == []
+
+
+def test_parallel_workers_match_serial(features, tmp_path):
+    plan = _plan(features, modalities="t", seeds=2)
+    serial = run_sweep(plan, tmp_path / "serial", LocalExecutor(1, threads=1), progress=False)
+    parallel = run_sweep(plan, tmp_path / "parallel", LocalExecutor(2), progress=False)
+    assert not serial.failures and not parallel.failures and len(parallel.ran) == 4
+    for a, b in zip(serial.table["runs"], parallel.table["runs"]):
+        assert a["name"] == b["name"] and a["status"] == b["status"] == "complete"
+        assert a["best_epoch"] == b["best_epoch"]
+        assert a["test"]["weighted_f1"] == pytest.approx(b["test"]["weighted_f1"], abs=1e-3)
+
+
+def test_failed_run_is_reported_and_retried(features, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    plan = _plan(features, seeds=1)
+    audio = next((features / "synth").glob("audio-*.h5"))
+    hidden = audio.with_suffix(".moved")
+    audio.rename(hidden)  # the audio file disappears after planning
+    report = run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False)
+    failed = sorted(f.name for f in report.failures)
+    assert failed == ["a_onehot_seed0", "a_rld_seed0", "t+a_onehot_seed0", "t+a_rld_seed0"]
+    assert "FileNotFoundError" in (out / "a_rld_seed0" / ERROR_FILE).read_text()
+    assert run_status(out / "a_rld_seed0") == "failed" and report.table["runs_complete"] == 2
+    hidden.rename(audio)
+    report = run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False)
+    assert sorted(report.ran) == failed and not report.failures
+    assert not (out / "a_rld_seed0" / ERROR_FILE).exists()
+
+
+def test_ray_executor(features, tmp_path):
+    ray = pytest.importorskip("ray")
+    plan = _plan(features, modalities="t", seeds=1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report = run_sweep(plan, tmp_path / "sweep", RayExecutor("auto", cpus_per_run=1), progress=False)
+    finally:
+        ray.shutdown()
+    assert not report.failures and sorted(report.ran) == ["t_onehot_seed0", "t_rld_seed0"]
+    for name in report.ran:
+        assert run_status(tmp_path / "sweep" / name) == "complete"
+        assert (tmp_path / "sweep" / name / "predictions.csv").exists()
+
+
+def test_remote_worker_without_the_sweep_folder_sends_files_back(features, tmp_path):
+    plan = _plan(features, modalities="t", seeds=1)
+    out = tmp_path / "sweep"
+    write_plan(plan, out)
+    (task, _), _ = sweep_tasks(plan, out)
+    remote_view = RunTask(**{**task.__dict__, "sweep_dir": str(tmp_path / "not-mounted"), "ship_files": True,
+                                       "threads": 1})
+    outcome = execute_task(remote_view)
+    assert outcome.status == "complete" and not (out / task.name).exists()
+    assert {"results.json", "predictions.csv", "test_states.npz", "best.pt", "config.yaml"} <= set(outcome.files)
+    assert "last.pt" not in outcome.files
+    _store_files(out / task.name, outcome.files)
+    assert run_status(out / task.name) == "complete"
+
+
+def test_plan_errors_name_the_problem(features, tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no complete visual feature file"):
+        _plan(features, modalities="t,v")
+    with pytest.raises(ValueError, match="unknown modality 'x'"):
+        _plan(features, modalities="t,x")
+    with pytest.raises(ValueError, match="model.hidden must be at least 1"):
+        make_plan("synth", features, overrides=["model.hidden=0"])
+    with pytest.raises(FileNotFoundError, match="no prepared corpus"):
+        make_plan("nope", features)
+    for bad in (["--jobs", "0"], ["--threads", "0"], ["--features", "t"]):
+        assert main(["compare", "--corpus", "synth", "--features-dir", str(features), *bad,
+                     "--out", str(tmp_path / "x")]) == 1
+    assert not (tmp_path / "x").exists()
