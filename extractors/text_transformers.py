@@ -29,6 +29,8 @@ import numpy as np
 from extractors.base import Extractor, ExtractorConfig, ItemError, register_extractor
 from mmemolr.corpus.model import Corpus, Dialogue, Utterance
 
+# Utterances tokenised per tokenizer call when planning batches.
+ENCODE_CHUNK = 1024
 # Weight files in the order transformers prefers them; an index file lists the shards of a big model.
 WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json", "pytorch_model.bin")
 
@@ -146,7 +148,7 @@ class TransformersTextExtractor(Extractor):
         self._tokenizer, self._model = tokenizer, model
         if self.device == "cpu":
             # Never more threads than CPUs this process may use (containers, taskset).
-            torch.set_num_threads(max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)))))
+            torch.set_num_threads(max(1, min(torch.get_num_threads(), _usable_cpus())))
 
     def model_dir(self) -> Path:
         """The folder holding the model files (a local folder, or the hub cache snapshot)."""
@@ -212,7 +214,7 @@ class TransformersTextExtractor(Extractor):
         return self._dialogues[1]
 
     def _current_text(self, u: Utterance) -> str:
-        return f"{u.speaker}: {u.text}" if self.config.speaker_prefix else u.text
+        return _with_speaker(u) if self.config.speaker_prefix else u.text
 
     def _context_text(self, u: Utterance, corpus: Corpus) -> str:
         if not self.config.context or u.index == 0:
@@ -221,7 +223,7 @@ class TransformersTextExtractor(Extractor):
         if dialogue is None:
             raise ValueError(f"utterance {u.id!r}: dialogue {u.dialogue_id!r} is not in corpus {corpus.name!r}")
         previous = dialogue.utterances[max(0, u.index - self.config.context) : u.index]
-        return " ".join(f"{p.speaker}: {p.text}" for p in previous)
+        return " ".join(_with_speaker(p) for p in previous)
 
     def encode(self, items: list[Utterance], corpus: Corpus) -> list[_Encoded]:
         """Token ids of each item (with its context) and the positions of its own tokens."""
@@ -251,7 +253,10 @@ class TransformersTextExtractor(Extractor):
 
     def plan_batches(self, items: list[Utterance], corpus: Corpus, batch_size: int) -> list[list[Utterance]]:
         """Tokenise everything once, then cut length-sorted batches under the token budget."""
-        encoded = self.encode(items, corpus)
+        # In chunks: the tokenizer's per-text Encoding objects (offsets, word ids, strings) are far bigger
+        # than the ids kept here, so tokenising a whole corpus at once would raise the memory peak.
+        encoded = [e for start in range(0, len(items), ENCODE_CHUNK)
+                   for e in self.encode(items[start : start + ENCODE_CHUNK], corpus)]
         self._encoded = {u.id: e for u, e in zip(items, encoded)}
         order = sorted(range(len(items)), key=lambda i: -len(encoded[i].ids))  # longest first: OOM shows early
         cap = min(batch_size, self.config.batch_size)
@@ -313,8 +318,10 @@ class TransformersTextExtractor(Extractor):
         dtype = self.compute_dtype()
         autocast = (torch.autocast(device_type=self.device.split(":")[0], dtype=getattr(torch, dtype))
                     if dtype != "float32" else nullcontext())
-        with torch.inference_mode(), autocast:
-            hidden = self._model(**inputs, output_hidden_states=True).hidden_states
+        with torch.inference_mode():
+            with autocast:
+                hidden = self._model(**inputs, output_hidden_states=True).hidden_states
+            # Pooling in float32, outside autocast (which would run bmm in bf16/fp16 again).
             last = hidden[-self.config.layers :]
             if self.config.pooling == "cls":
                 h = sum(x[:, 0].float() for x in last) / len(last)
@@ -360,6 +367,17 @@ def _make(ids: list[int], types: list[int] | None, sequence_ids: list[int | None
     types_arr = np.asarray(types, dtype=np.int64)[keep] if types is not None else None
     pool = np.array([k for k, p in enumerate(keep) if sequence_ids[p] == own], dtype=np.int64)
     return _Encoded(ids_arr, types_arr, pool)
+
+
+def _with_speaker(u: Utterance) -> str:
+    return f"{u.speaker}: {u.text}" if u.speaker else u.text
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # respects taskset and container CPU sets (Linux)
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _model_max_length(tokenizer: Any, config: Any) -> int:

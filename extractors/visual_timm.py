@@ -147,12 +147,14 @@ def load_timm_model(config: TimmConfig) -> tuple[torch.nn.Module, dict[str, Any]
     source: dict[str, Any] = {}
     if config.checkpoint is not None:
         path = resolve_checkpoint(config.checkpoint)
-        model = _create(timm, config.model, pretrained=False)
+        with torch.random.fork_rng(devices=[]):  # the throw-away init must not move the caller's RNG
+            model = _create(timm, config.model, pretrained=False)
         state = load_state_dict_file(path)
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as err:  # shape mismatches
-            raise ValueError(f"checkpoint {path} does not fit timm model {config.model!r}: {str(err).splitlines()[1:2]}") from None
+            details = "; ".join(line.strip() for line in str(err).splitlines()[1:4])
+            raise ValueError(f"checkpoint {path} does not fit timm model {config.model!r}: {details}") from None
         prefixes = _classifier_prefixes(model)
         unexpected = [k for k in result.unexpected_keys if not k.startswith(prefixes)]
         if result.missing_keys or unexpected:

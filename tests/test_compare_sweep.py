@@ -162,3 +162,13 @@ def test_plan_errors_name_the_problem(features, tmp_path):
         assert main(["compare", "--corpus", "synth", "--features-dir", str(features), *bad,
                      "--out", str(tmp_path / "x")]) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_run_configs_are_those_of_mmemolr_train(features):
+    from mmemolr.cli.main import build_parser
+    from mmemolr.cli.train import resolve_config
+
+    plan = make_plan("synth", features, preset="ablation", modalities="t,a", seeds=[3], overrides=TINY)
+    args = build_parser().parse_args(["train", "--corpus", "synth", "--features-dir", str(features), "--modalities",
+                                      "t,a", "--target", "rld", "--no-sim-ctx", "--seed", "3", *TINY])
+    assert run_config(plan, "t+a_rld-no-sim-ctx_seed3") == resolve_config(args)

@@ -272,6 +272,19 @@ def test_two_shards_merged_equal_the_unsharded_file(fdir, small, minilm_dir, cap
     assert "in no shard" in capsys.readouterr().err
 
 
+def test_an_empty_shard_is_a_valid_file(tmp_path, meld_corpus, minilm_dir, capsys):
+    tiny = Corpus(meld_corpus.name, meld_corpus.labels, meld_corpus.dialogues[:2])
+    save_prepared(tiny, tmp_path / "meld")
+    for i in range(3):
+        assert extract(tmp_path, *text_args(minilm_dir, "--shard", f"{i}/3")) == 0
+    assert "holds no utterances" in capsys.readouterr().err
+    shards = sorted(map(str, (tmp_path / "meld").glob("*.shard-*-of-3.h5")))
+    assert sorted(len(read_features(p).ids) for p in shards) == sorted([len(d) for d in tiny.dialogues] + [0])
+    assert main(["features", "merge", *shards, "--out", str(tmp_path / "m.h5"), "--corpus", "meld",
+                 "--features-dir", str(tmp_path)]) == 0
+    assert read_features(tmp_path / "m.h5").ids == tiny.utterance_ids()
+
+
 # --- failures -----------------------------------------------------------------------------------------------
 
 def test_failures_are_recorded_and_fail_text_by_default(fdir, small, registered, capsys):

@@ -72,10 +72,11 @@ def test_example_choice_prefers_refined_mass_off_gold():
     def row(uid, gold, rld):
         return {"utterance_id": uid, "gold": gold, **{f"rld_{lab}": str(p) for lab, p in zip(labels, rld)}}
 
-    rows = [row("a", "joy", [0.1, 0.9, 0.0]), row("b", "joy", [0.4, 0.5, 0.1]), row("c", "anger", [0.2, 0.1, 0.7]),
-            row("d", "neutral", [0.95, 0.05, 0.0]), row("e", "", [0.3, 0.3, 0.4])]
+    rows = [row("a", "joy", [0.1, 0.9, 0.0]), row("b", "joy", [0.4, 0.5, 0.1]), row("c", "anger", [0.15, 0.15, 0.7]),
+            row("d", "neutral", [0.9, 0.02, 0.08]), row("e", "", [0.3, 0.3, 0.4]), row("f", "anger", [0.25, 0.0, 0.75])]
     chosen = [r["utterance_id"] for r in choose_examples(rows, labels, "rld", count=3)]
-    assert chosen == ["b", "c", "d"]  # one per gold class, most off-gold mass first; unlabelled skipped
+    # one per gold class, strongest secondary label first (f beats c though c has more mass off gold)
+    assert chosen == ["b", "f", "d"]
 
 
 def test_pairing_needs_same_modalities_and_seed(tmp_path):

@@ -117,6 +117,18 @@ def test_speaker_prefix_is_pooled_with_the_utterance(mean_extractor, minilm_dir,
     assert not np.allclose(spk.extract_batch([u], corpus)[0], mean_extractor.extract_batch([u], corpus)[0], atol=1e-3)
 
 
+def test_autocast_dtype_gives_close_vectors(mean_extractor, minilm_dir, corpus):
+    """The bf16 autocast path (the CUDA default), run on CPU: close to float32, pooled in float32."""
+    items = list(corpus.utterances())[:6]
+    bf16 = TransformersTextExtractor(TransformersTextConfig(model=str(minilm_dir), dtype="bfloat16"))
+    assert bf16.provenance()["compute_dtype"] == "bfloat16"
+    low = np.stack(bf16.extract_batch(items, corpus))
+    full = np.stack(mean_extractor.extract_batch(items, corpus))
+    assert low.dtype == np.float32
+    cos = (low * full).sum(1) / np.linalg.norm(low, axis=1) / np.linalg.norm(full, axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(low, full)
+
+
 def test_empty_text_is_an_item_error_not_a_vector(mean_extractor, corpus):
     u = next(corpus.utterances())
     empty = Utterance(**{**u.to_dict(), "id": "empty", "text": "  "})

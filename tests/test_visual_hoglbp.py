@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import functools
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -161,8 +164,10 @@ def test_registry_and_provenance(extractor):
 
 # --- through the CLI ------------------------------------------------------------------------------------
 
-def test_extract_cli_end_to_end(media_dir, tmp_path, capsys):
-    from mmemolr.cli.main import main
+def test_extract_cli_end_to_end(media_dir, tmp_path):
+    """`mmemolr corpus prepare` + `mmemolr extract --modality visual --workers 2` in a fresh process, as users
+    run it (this test process has used OpenCV threads, which a forked worker must not inherit)."""
+    from mmemolr.paths import REPO_ROOT
     from mmemolr.store import read_features
 
     rows = [
@@ -181,13 +186,15 @@ def test_extract_cli_end_to_end(media_dir, tmp_path, capsys):
             writer.writerow([dialogue, index, "AB"[i % 2], f"line {i}", "joy" if i % 2 else "neutral",
                              "train" if dialogue == "d1" else "test", str(media_dir / name), start, end])
     folder = tmp_path / "features" / "vis"
-    assert main(["corpus", "prepare", "--corpus", "manifest", "--root", str(manifest), "--name", "vis",
-                 "--out", str(folder)]) == 0
-    code = main(["extract", "--corpus", str(folder), "--modality", "visual", "--workers", "2", "--no-progress",
-                 "--max-failures", "1", "pooling=mean,std"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "no_face" in out
+    cli = [sys.executable, "-m", "mmemolr.cli.main"]
+    run = functools.partial(subprocess.run, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    prepared = run([*cli, "corpus", "prepare", "--corpus", "manifest", "--root", str(manifest), "--name", "vis",
+                    "--out", str(folder)])
+    assert prepared.returncode == 0, prepared.stderr
+    done = run([*cli, "extract", "--corpus", str(folder), "--modality", "visual", "--workers", "2",
+                "--no-progress", "--max-failures", "1", "pooling=mean,std"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no_face" in done.stdout
     features = read_features(folder / "visual-hoglbp.h5")
     assert features.attrs["extractor"] == "hoglbp" and int(features.attrs["dim"]) == 2 * 2708
     assert features.ids == ["d1_u0", "d1_u1", "d1_u2", "d2_u0", "d2_u1"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
+import textwrap
 
 from mmemolr.cli.common import add_prepared_corpus_arg
 from mmemolr.config import parse_overrides
@@ -22,6 +22,7 @@ from mmemolr.extract import (
     run_extraction,
 )
 from mmemolr.extract.failures import DEFAULT_MAX_FAILURES
+from mmemolr.extract.runner import usable_cpus
 from mmemolr.tables import format_table
 
 
@@ -93,7 +94,7 @@ def run_extract(args: argparse.Namespace) -> int:
     policy = parse_max_failures(args.max_failures, extractor.modality)
     if args.workers < 0:
         raise ValueError(f"--workers must be 0 (auto) or more, got {args.workers}")
-    workers = args.workers or (len(os.sched_getaffinity(0)) if extractor.cpu_parallel else 1)
+    workers = args.workers or (usable_cpus() if extractor.cpu_parallel else 1)
     out = args.out or default_output(folder, extractor, shard)
     print(f"{extractor.modality} features of {corpus.name} with {extractor.name} "
           f"{json.dumps(dataclasses.asdict(extractor.config))} on {device}"
@@ -104,7 +105,10 @@ def run_extract(args: argparse.Namespace) -> int:
                             overwrite=args.overwrite, progress=not args.no_progress)
     print(failure_summary(result.errors, result.total))
     rate = result.processed / result.seconds if result.seconds > 0 else 0.0
-    done = "already complete" if result.processed == 0 else f"{result.processed:,} items in {result.seconds:.1f} s ({rate:,.1f}/s)"
+    if result.total == 0:
+        print(f"note: shard {shard.index}/{shard.count} holds no utterances (shards never split a dialogue); "
+              "its empty file still counts for `mmemolr features merge`", file=sys.stderr)
+    done = "nothing to extract" if result.total == 0 else "already complete" if result.processed == 0 else f"{result.processed:,} items in {result.seconds:.1f} s ({rate:,.1f}/s)"
     print(f"wrote {result.path}: {result.total:,} utterances, "
           f"{result.total - len(result.errors):,} with features, dim {extractor.feature_dim()}; {done}")
     if policy.exceeded(len(result.errors), result.total):
@@ -125,5 +129,7 @@ def list_extractors() -> str:
         config = cls.config_class()
         options = " ".join(f"{f.name}={json.dumps(getattr(config, f.name))}" for f in dataclasses.fields(config))
         default = " (default)" if DEFAULT_EXTRACTORS.get(cls.modality) == name else ""
-        rows.append([cls.modality, name + default, "workers" if cls.cpu_parallel else "batched", options])
+        lines = textwrap.wrap(options, width=80, break_long_words=False, break_on_hyphens=False) or [""]
+        rows.append([cls.modality, name + default, "workers" if cls.cpu_parallel else "batched", lines[0]])
+        rows.extend(["", "", "", line] for line in lines[1:])
     return format_table(["modality", "extractor", "parallel", "options (defaults)"], rows)

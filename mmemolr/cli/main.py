@@ -12,6 +12,9 @@ COMMAND_MODULES = [
     "mmemolr.cli.corpus",
     "mmemolr.cli.features",
     "mmemolr.cli.extract",
+    "mmemolr.cli.train",
+    "mmemolr.cli.evaluate",
+    "mmemolr.cli.predict",
     "mmemolr.cli.compare",
     "mmemolr.cli.report",
 ]

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("path", help="sweep folder (holds sweep.json) or run folder (holds results.json)")
     parser.add_argument("--out", help="folder for the figures (default: PATH/figures)")
     parser.add_argument("--utterances", help="test utterance ids for the refined-distribution figure, comma "
-                        "separated (default: the ones whose refined target differs most from one-hot)")
+                        "separated (default: those whose refined target gives a non-gold label the most probability)")
     parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE figure (the slowest)")
     parser.add_argument("--tsne-max", type=int, default=2000,
                         help="t-SNE on at most this many test utterances (a fixed random subset; default: %(default)s)")

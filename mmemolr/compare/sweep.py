@@ -15,6 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from mmemolr.cli.train import default_config_path  # the base config `mmemolr train` uses
 from mmemolr.compare.aggregate import (
     ERROR_FILE,
     RESULTS_FILE,
@@ -29,22 +30,10 @@ from mmemolr.config import load_config, to_dict
 from mmemolr.corpus import corpus_dir, load_prepared
 from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
 from mmemolr.fuse import MODALITY_NAMES, normalise_modalities, resolve_feature_files
-from mmemolr.paths import REPO_ROOT
 from mmemolr.store import find_feature_files
 from mmemolr.train import rundir
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.run import _check_same_config
-
-CONFIG_DIRS = (Path("configs"), REPO_ROOT / "configs")
-
-
-def default_config_path(corpus_name: str) -> Path | None:
-    """configs/<corpus>.yaml (here or in the source tree) when it exists, else None (TrainConfig defaults)."""
-    for folder in CONFIG_DIRS:
-        path = folder / f"{corpus_name}.yaml"
-        if path.exists():
-            return path
-    return None
 
 
 def make_plan(
@@ -69,7 +58,7 @@ def make_plan(
     else:
         codes = normalise_modalities(modalities)
     resolve_feature_files(folder, codes, features)  # missing or ambiguous files fail here, not in every run
-    config_path = Path(config) if config else default_config_path(prepared.name)
+    config_path = Path(config) if config else default_config_path(corpus)
     if config_path is not None and not config_path.exists():
         raise FileNotFoundError(f"config file {config_path} does not exist")
     check_train_config(load_config(TrainConfig, config_path, list(overrides)))

@@ -67,6 +67,14 @@ def resolve_device(device: str) -> str:
     raise ValueError(f"--device {device}: torch sees no CUDA GPU here; use --device cpu (or auto)")
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (taskset and container CPU sets respected where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def build_extractor(name: str | None, modality: str | None, options: dict[str, Any] | None = None,
                     device: str = "cpu") -> Extractor:
     """Instantiate extractor ``name`` (default: the modality's) with config ``options`` (checked keys)."""

@@ -52,11 +52,12 @@ def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 class EmotionPredictor(nn.Module):
     def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, input_proj: int | None = None,
-                 dropout: float = 0.5, attention: bool = True) -> None:
+                 dropout: float = 0.5, attention: bool = True, input_dropout: float = 0.0) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.hidden = hidden
         self.attention = attention
+        self.input_dropout = nn.Dropout(input_dropout)
         self.proj = nn.Linear(input_dim, input_proj) if input_proj else None
         du = input_proj or input_dim
         self.utt_dim = du
@@ -73,7 +74,8 @@ class EmotionPredictor(nn.Module):
         """``x`` (B, T, F), ``speakers`` (B, T) party index, ``mask`` (B, T) True on real steps."""
         b, t_max, _ = x.shape
         d, du = self.hidden, self.utt_dim
-        u = self.proj(x) if self.proj is not None else x
+        u = self.input_dropout(x)
+        u = self.proj(u) if self.proj is not None else u
         p = int(n_parties) if n_parties is not None else int(speakers.max().item()) + 1 if speakers.numel() else 1
 
         wc, we, ws = self.gru_c.weight_ih, self.gru_e.weight_ih, self.gru_s.weight_ih
@@ -90,8 +92,8 @@ class EmotionPredictor(nn.Module):
         b_hh = torch.stack([self.gru_c.bias_hh, self.gru_e.bias_hh]).unsqueeze(1)  # (2, 1, 3D)
         w_s_att, w_s_hh, b_s_hh = ws[:, du:].t(), self.gru_s.weight_hh.t(), self.gru_s.bias_hh
 
-        # One-hot of the speaking party, zero on padded steps: reads and writes of the party states
-        # are products with it, so a padded step reads zeros and writes nothing.
+        # One-hot of the speaking party, zero on padded steps: the party state is read as a product
+        # with it and written where it is 1, so a padded step reads zeros and writes nothing.
         onehot = (F.one_hot(speakers.clamp(min=0), p).to(x.dtype) * mask.unsqueeze(-1)).transpose(0, 1)
         valid = mask.transpose(0, 1).unsqueeze(-1)  # (T, B, 1)
 
@@ -99,6 +101,7 @@ class EmotionPredictor(nn.Module):
         # gradient per step (quadratic in T); unbind's backward is a single stack.
         pre_ce_t, pre_s_t, query_t = pre_ce.unbind(0), pre_s.unbind(0), query.unsqueeze(-1).unbind(0)
         onehot_t, valid_t = onehot.unbind(0), valid.unbind(0)
+        speaks_t = (onehot > 0).unsqueeze(-1).unbind(0)  # (B, P, 1) per step
 
         h = x.new_zeros(2, b, d)  # [c; e]
         parties = x.new_zeros(b, p, d)
@@ -121,7 +124,7 @@ class EmotionPredictor(nn.Module):
             gi_s = pre_s_t[t] + att @ w_s_att
             gh_s = torch.addmm(b_s_hh, s_prev, w_s_hh)
             s_new = _gru(gi_s, gh_s, s_prev)
-            parties = parties + oh.unsqueeze(2) * (s_new - s_prev).unsqueeze(1)
+            parties = torch.where(speaks_t[t], s_new.unsqueeze(1), parties)
             h = torch.where(valid_t[t], h_new, h)
             history.append(h[0])
             out_ce.append(h)

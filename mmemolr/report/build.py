@@ -48,8 +48,9 @@ def choose_pair(runs: Sequence[RunData]) -> tuple[RunData | None, RunData | None
 
 def choose_examples(rows: list[dict[str, str]], labels: Sequence[str], prefix: str,
                     wanted: Sequence[str] | None = None, count: int = EXAMPLES) -> list[dict[str, str]]:
-    """The rows of ``wanted`` ids, or the utterances whose refined target moves most mass off the gold
-    label (one per gold class first, so the figure shows several emotions)."""
+    """The rows of ``wanted`` ids, or the utterances whose refined target gives the most probability to a
+    label other than the gold one (a clear secondary emotion), one per gold class so the figure shows
+    several emotions."""
     by_id = {r["utterance_id"]: r for r in rows}
     if wanted:
         missing = [uid for uid in wanted if uid not in by_id]
@@ -60,7 +61,8 @@ def choose_examples(rows: list[dict[str, str]], labels: Sequence[str], prefix: s
     scored = []
     for r in rows:
         if r.get("gold") in labels:
-            scored.append((1.0 - float(r[f"{prefix}_{r['gold']}"]), r["utterance_id"], r))
+            secondary = max(float(r[f"{prefix}_{lab}"]) for lab in labels if lab != r["gold"])
+            scored.append((secondary, r["utterance_id"], r))
     scored.sort(key=lambda s: (-s[0], s[1]))
     chosen, seen = [], set()
     for _, _, r in scored:

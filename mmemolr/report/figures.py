@@ -80,8 +80,9 @@ def tsne_embedding(states: np.ndarray, seed: int = 0) -> np.ndarray:
     n = len(states)
     perplexity = float(max(2.0, min(30.0, (n - 1) / 3)))
     tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, learning_rate="auto", random_state=seed)
-    # Small problems only lose time to OpenMP thread start-up and contention.
-    with threadpool_limits(1 if n < 1000 else None):
+    # One thread: a few thousand points gain little from more, and OpenMP threads competing with other
+    # processes for the cores make it several times slower (measured 18 s vs 53 s on a busy 2-core box).
+    with threadpool_limits(1):
         return tsne.fit_transform(np.asarray(states, dtype=np.float32))
 
 

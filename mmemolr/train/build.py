@@ -21,6 +21,7 @@ class EmoLRModel(nn.Module):
 def build_model(config: TrainConfig, input_dim: int, n_classes: int) -> EmoLRModel:
     m = config.model
     predictor = EmotionPredictor(input_dim, n_classes, hidden=m.hidden, input_proj=m.input_proj,
-                                 dropout=m.dropout, attention=m.attention)
+                                 dropout=m.dropout, attention=m.attention,
+                                 input_dropout=m.input_dropout)
     target = build_target(config.target, n_classes, m.hidden, m.label_dim)
     return EmoLRModel(predictor, target)

@@ -12,7 +12,9 @@ from mmemolr.config import ConfigError
 class ModelConfig:
     hidden: int = 150  # D_c = D_s = D_e
     input_proj: int | None = None  # project the fused features to this size first (None: no projection)
-    dropout: float = 0.5
+    dropout: float = 0.5  # on e_t before the classifier
+    # On the fused features u_t (before the optional projection); 0.5 chosen on dev (docs/training.md).
+    input_dropout: float = 0.5
     attention: bool = True  # attention over the context history (eq. 3); off: the last context state
     label_dim: int = 100  # size of the learned label embeddings of the refinement module
     # Append one 0/1 column per modality saying whether its vector is real (missing ones are zeros).
@@ -70,8 +72,9 @@ def check_train_config(config: TrainConfig) -> None:
         problems.append(f"model.hidden must be at least 1, got {config.model.hidden}")
     if config.model.input_proj is not None and config.model.input_proj < 1:
         problems.append(f"model.input_proj must be at least 1 or null, got {config.model.input_proj}")
-    if not 0.0 <= config.model.dropout < 1.0:
-        problems.append(f"model.dropout must be in [0, 1), got {config.model.dropout}")
+    for key in ("dropout", "input_dropout"):
+        if not 0.0 <= getattr(config.model, key) < 1.0:
+            problems.append(f"model.{key} must be in [0, 1), got {getattr(config.model, key)}")
     if config.model.label_dim < 1:
         problems.append(f"model.label_dim must be at least 1, got {config.model.label_dim}")
     if config.target.name == "rld" and not (config.target.sim_speaker or config.target.sim_ctx):

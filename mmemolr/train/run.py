@@ -8,6 +8,7 @@ best.pt. Nothing reads test metrics before that, and no option selects on test.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -42,7 +43,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     """
     check_train_config(config)
     run_dir = Path(run_dir)
-    wanted = to_dict(config)
+    wanted = json.loads(json.dumps(to_dict(config), default=str))  # as results.json will hold it
     stored = rundir.read_results(run_dir)
     if stored is not None and stored.get("status") == "complete":
         _check_same_config(run_dir, stored.get("config"), wanted)
@@ -66,7 +67,8 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False,
              "history": []}
     if (run_dir / rundir.LAST).exists():
-        ckpt = load_checkpoint(run_dir / rundir.LAST, map_location=device)
+        # On CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
+        ckpt = load_checkpoint(run_dir / rundir.LAST, map_location="cpu")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])

@@ -1,0 +1,126 @@
+"""Emotion Predictor: the equations, padding, per-party speaker states; Label Refinement."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmemolr.model import EmotionPredictor, LabelRefinement
+
+
+def reference(model: EmotionPredictor, x: torch.Tensor, speakers: list[int]) -> tuple[torch.Tensor, ...]:
+    """EmoLR eqs. 2-5 for one dialogue, written directly with the model's GRUCells."""
+    d = model.hidden
+    c, e = torch.zeros(1, d), torch.zeros(1, d)
+    parties: dict[int, torch.Tensor] = {}
+    history, cs, ss, es = [], [], [], []
+    for t, p in enumerate(speakers):
+        u = x[t : t + 1]
+        s_prev = parties.get(p, torch.zeros(1, d))
+        c = model.gru_c(torch.cat([u, s_prev], 1), c)
+        if history:
+            ctx = torch.cat(history, 0)  # c_0 .. c_{t-1}
+            weights = torch.softmax(ctx @ model.att(u)[0], 0)
+            att = (weights[:, None] * ctx).sum(0, keepdim=True)
+        else:
+            att = torch.zeros(1, d)
+        s_new = model.gru_s(torch.cat([u, att], 1), s_prev)
+        e = model.gru_e(torch.cat([u, s_prev], 1), e)
+        parties[p] = s_new
+        history.append(c)
+        cs.append(c)
+        ss.append(s_new)
+        es.append(e)
+    emotion = torch.cat(es)
+    return model.classifier(emotion), torch.cat(cs), torch.cat(ss), emotion
+
+
+def _model(**kwargs) -> EmotionPredictor:
+    torch.manual_seed(0)
+    return EmotionPredictor(input_dim=6, n_classes=4, hidden=5, **kwargs).eval()
+
+
+def test_matches_reference_equations():
+    model = _model()
+    x = torch.randn(7, 6)
+    speakers = [0, 1, 0, 2, 2, 1, 0]
+    out = model(x[None], torch.tensor([speakers]), torch.ones(1, 7, dtype=torch.bool))
+    logits, c, s, e = reference(model, x, speakers)
+    for got, want in ((out.logits[0], logits), (out.context[0], c), (out.speaker[0], s), (out.emotion[0], e)):
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_padded_steps_do_not_leak():
+    model = _model()
+    short, long = torch.randn(3, 6), torch.randn(8, 6)
+    alone = model(short[None], torch.tensor([[0, 1, 0]]), torch.ones(1, 3, dtype=torch.bool))
+    x = torch.zeros(2, 8, 6)
+    x[0, :3], x[1] = short, long
+    x[0, 3:] = 50.0  # garbage in padded positions must not matter
+    speakers = torch.tensor([[0, 1, 0, 3, 3, 3, 3, 3], [0, 1, 2, 3, 0, 1, 2, 3]])
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, :3] = True
+    mask[1] = True
+    batched = model(x, speakers, mask, trace=True)
+    assert torch.allclose(batched.logits[0, :3], alone.logits[0], atol=1e-5)
+    assert torch.allclose(batched.emotion[0, :3], alone.emotion[0], atol=1e-5)
+    # After the dialogue ends its states stay as they were.
+    assert torch.equal(batched.context[0, 3:], batched.context[0, 2:3].expand(5, -1))
+    assert torch.equal(batched.party_states[0, 3:], batched.party_states[0, 2:3].expand(5, -1, -1))
+    ref = reference(model, long, speakers[1].tolist())
+    assert torch.allclose(batched.logits[1], ref[0], atol=1e-5)
+
+
+def test_only_the_speaking_party_is_updated():
+    model = _model()
+    speakers = torch.tensor([[0, 1, 0, 2, 1, 1]])
+    out = model(torch.randn(1, 6, 6), speakers, torch.ones(1, 6, dtype=torch.bool), trace=True)
+    states = out.party_states[0]  # (T, P, D)
+    previous = torch.zeros_like(states[0])
+    for t, p in enumerate(speakers[0].tolist()):
+        for q in range(states.shape[1]):
+            if q == p:
+                assert not torch.equal(states[t, q], previous[q])
+                assert torch.equal(states[t, q], out.speaker[0, t])
+            else:
+                assert torch.equal(states[t, q], previous[q])  # listeners keep their own state
+        previous = states[t]
+
+
+def test_without_attention_and_with_projection():
+    model = _model(attention=False, input_proj=3)
+    out = model(torch.randn(2, 4, 6), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.bool))
+    assert out.logits.shape == (2, 4, 4) and out.context.shape == (2, 4, 5)
+    assert model.gru_c.input_size == 3 + 5
+
+
+def test_backward_reaches_every_parameter():
+    model = _model(input_proj=4).train()
+    out = model(torch.randn(3, 5, 6), torch.randint(0, 2, (3, 5)), torch.ones(3, 5, dtype=torch.bool))
+    out.logits.sum().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_select_keeps_real_steps_in_order():
+    model = _model()
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    out = model(torch.randn(2, 3, 6), torch.zeros(2, 3, dtype=torch.long), mask)
+    sel = out.select(mask)
+    assert sel.logits.shape == (5, 4)
+    assert torch.equal(sel.logits[2], out.logits[1, 0])
+
+
+def test_label_refinement_sources_and_ablations():
+    torch.manual_seed(0)
+    speaker, context = torch.randn(4, 5), torch.randn(4, 5)
+    both = LabelRefinement(3, 5, label_dim=8)
+    rld = both(speaker, context)
+    assert rld.shape == (4, 3)
+    assert torch.allclose(rld.sum(-1), torch.ones(4), atol=1e-5)  # a convex mix of two distributions
+    ctx_only = LabelRefinement(3, 5, label_dim=8, sim_speaker=False)
+    assert torch.equal(ctx_only(speaker, context), ctx_only(torch.randn(4, 5), context))
+    spk_only = LabelRefinement(3, 5, label_dim=8, sim_ctx=False)
+    assert torch.equal(spk_only(speaker, context), spk_only(speaker, torch.randn(4, 5)))
+    with pytest.raises(ValueError, match="at least one source"):
+        LabelRefinement(3, 5, sim_speaker=False, sim_ctx=False)

@@ -1,0 +1,111 @@
+"""Training targets: registry, distributions, losses, gradient flow."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmemolr.model import EmotionPredictor
+from mmemolr.targets import TARGETS, build_target, load_builtin_targets
+from mmemolr.train.config import TargetConfig
+
+C, D = 4, 6
+
+
+def _outputs(requires_grad: bool = True):
+    torch.manual_seed(0)
+    model = EmotionPredictor(input_dim=5, n_classes=C, hidden=D).train()
+    x = torch.randn(2, 5, 5)
+    out = model(x, torch.randint(0, 2, (2, 5)), torch.ones(2, 5, dtype=torch.bool))
+    sel = out.select(torch.ones(2, 5, dtype=torch.bool))
+    labels = torch.randint(0, C, (10,))
+    return model, sel, labels
+
+
+def _target(name: str, **kwargs):
+    torch.manual_seed(1)
+    return build_target(TargetConfig(name=name, **kwargs), C, D, label_dim=8)
+
+
+def test_registry_holds_the_builtin_targets():
+    load_builtin_targets()
+    assert {"onehot", "rld", "ls", "lcm"} <= set(TARGETS)
+    with pytest.raises(ValueError, match="unknown target 'nope'"):
+        build_target(TargetConfig(name="nope"), C, D, 8)
+
+
+def test_onehot_is_cross_entropy():
+    _, out, labels = _outputs()
+    target = _target("onehot")
+    assert torch.allclose(target.loss(out, labels), F.cross_entropy(out.logits, labels))
+    z = target.distribution(out, labels)
+    assert torch.equal(z.argmax(-1), labels) and torch.equal(z.sum(-1), torch.ones(10))
+
+
+def test_label_smoothing_distribution_and_kl():
+    _, out, labels = _outputs()
+    target = _target("ls", smoothing=0.2)
+    z = target.distribution(out, labels)
+    assert torch.allclose(z.gather(1, labels[:, None]).squeeze(1), torch.full((10,), 0.8 + 0.2 / C))
+    assert torch.allclose(z.sum(-1), torch.ones(10))
+    logp = F.log_softmax(out.logits, -1)
+    manual = (z * (z.log() - logp)).sum(-1).mean()
+    assert torch.allclose(target.loss(out, labels), manual, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,key", [("rld", "eta"), ("lcm", "lcm_alpha")])
+def test_refined_targets_keep_most_mass_on_the_gold_label(name, key):
+    _, out, labels = _outputs()
+    target = _target(name, **{key: 4.0})
+    z = target.distribution(out, labels)
+    assert torch.allclose(z.sum(-1), torch.ones(10), atol=1e-6)
+    # The refined part lies in [0, 1], so gold keeps at least e^4 / (e^4 + (C-1) e).
+    floor = math.exp(4) / (math.exp(4) + (C - 1) * math.e)
+    assert (z.gather(1, labels[:, None]) >= floor - 1e-6).all()
+    assert (z.gather(1, labels[:, None]) < 1).all()  # and it is not one-hot
+    assert target.refines
+
+
+def test_rld_ablation_ignores_the_dropped_source():
+    _, out, labels = _outputs()
+    no_speaker = _target("rld", sim_speaker=False)
+    z = no_speaker.distribution(out, labels)
+    out.speaker = torch.randn_like(out.speaker)
+    assert torch.equal(no_speaker.distribution(out, labels), z)
+
+
+def _grads(name: str, gradient: str):
+    model, out, labels = _outputs()
+    target = _target(name, gradient=gradient)
+    out.speaker.retain_grad()
+    out.context.retain_grad()
+    out.emotion.retain_grad()
+    # Only the target distribution's own path: a loss on z alone.
+    z = target.distribution(out, labels)
+    if z.requires_grad:
+        (z * torch.arange(C, dtype=z.dtype)).sum().backward()
+    states = [t.grad for t in (out.speaker, out.context, out.emotion) if t.grad is not None]
+    params = [p.grad for p in target.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    return bool(states), bool(params)
+
+
+@pytest.mark.parametrize("name", ["rld", "lcm"])
+def test_gradient_modes(name):
+    assert _grads(name, "both") == (True, True)  # into the target module and the predictor states
+    assert _grads(name, "refiner") == (False, True)  # into the target module only
+    assert _grads(name, "detach") == (False, False)  # z is a constant
+
+
+def test_rld_kl_loss_trains_predictor_and_refiner_jointly():
+    model, out, labels = _outputs()
+    target = _target("rld")
+    loss = target.loss(out, labels)
+    loss.backward()
+    assert model.gru_s.weight_hh.grad is not None and model.classifier.weight.grad is not None
+    assert target.refinement.label_emb.weight.grad is not None
+    z = target.distribution(out, labels).detach()
+    manual = (z * (z.log() - F.log_softmax(out.logits, -1))).sum(-1).mean()
+    assert torch.allclose(loss, manual, atol=1e-5)
