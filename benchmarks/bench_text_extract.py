@@ -10,7 +10,7 @@ interleaved over --repeats rounds (median reported):
           (no file written)
   naive   one utterance per forward pass, timed on --naive-subset utterances and extrapolated
 
-Usage:  .venv/bin/python benchmarks/bench_text_extract.py [--repeats 3] [--naive-subset 500]
+Usage:  .venv/bin/python benchmarks/bench_text_extract.py [--repeats 3] [--naive-subset 500] [--threads N]
 Targets on a 2-core CPU: runner >= 400 utt/s, >= 4x naive, peak RSS < 2 GiB.
 """
 
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--naive-subset", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=TransformersTextConfig.max_tokens)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice, capped to the CPUs)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,6 +81,8 @@ def main() -> None:
     config = TransformersTextConfig(model=args.model, batch_size=args.batch_size, max_tokens=args.max_tokens)
     extractor = TransformersTextExtractor(config, device="cpu")
     extractor._load()  # model load is not part of any timing
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     subset = [texts[i] for i in rng.choice(n, size=min(args.naive_subset, n), replace=False)]
     naive_loop(extractor, subset[:20])  # warm-up
