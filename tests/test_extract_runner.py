@@ -48,6 +48,7 @@ class CharConfig(ExtractorConfig):
     batch_size: int = 4
     fail_every: int = 0  # utterances whose index is a multiple of this fail with kind "corrupt"
     pid_dir: str = ""  # record the pid of each process that extracts
+    broken: str = ""  # test-broken: how to misbehave (a config field, so worker processes see it too)
 
 
 class CharExtractor(Extractor):
@@ -80,12 +81,12 @@ class CharExtractor(Extractor):
 
 
 class BrokenExtractor(CharExtractor):
-    """Misbehaves in the way $MMEMOLR_TEST_BROKEN names (an environment variable reaches workers too)."""
+    """Misbehaves in the way its ``broken`` option names."""
 
     name: ClassVar[str] = "test-broken"
 
     def extract_batch(self, items, corpus):
-        mode = os.environ.get("MMEMOLR_TEST_BROKEN", "")
+        mode = self.config.broken
         out = super().extract_batch(items, corpus)
         if mode == "nan":
             out[0] = np.full(self.config.dim, np.nan, dtype=np.float32)
@@ -327,8 +328,7 @@ def test_max_failures_parsing():
 
 @pytest.mark.parametrize("mode,kind", [("nan", "non-finite"), ("zero", "all-zero")])
 def test_non_finite_or_zero_vectors_become_failures(fdir, registered, mode, kind, monkeypatch):
-    monkeypatch.setenv("MMEMOLR_TEST_BROKEN", mode)
-    assert extract(fdir, "--extractor", "test-broken", "--workers", "1", "--max-failures", "100%") == 0
+    assert extract(fdir, "--extractor", "test-broken", "--workers", "1", "--max-failures", "100%", f"broken={mode}") == 0
     ff = read_features(fdir / "meld" / "audio-test-broken.h5")
     assert len(ff.errors) == 15 and {e[1] for e in ff.errors} == {kind}  # first item of each batch of 4
     assert not ff.available[[ff.ids.index(e[0]) for e in ff.errors]].any()
@@ -336,8 +336,8 @@ def test_non_finite_or_zero_vectors_become_failures(fdir, registered, mode, kind
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_an_item_error_raised_for_a_batch_is_retried_item_by_item(fdir, small, registered, monkeypatch, workers):
-    monkeypatch.setenv("MMEMOLR_TEST_BROKEN", "raise-item")
-    assert extract(fdir, "--extractor", "test-broken", "--workers", workers, "--max-failures", "100%") == 0
+    assert extract(fdir, "--extractor", "test-broken", "--workers", workers, "--max-failures", "100%",
+                   "broken=raise-item") == 0
     ff = read_features(fdir / "meld" / "audio-test-broken.h5")
     expected = [u.id for u in small.utterances() if u.index == 5]
     assert sorted(e[0] for e in ff.errors) == sorted(expected)  # its batch neighbours were kept
@@ -347,8 +347,7 @@ def test_an_item_error_raised_for_a_batch_is_retried_item_by_item(fdir, small, r
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_crashing_extractor_stops_with_the_batch_and_keeps_finished_items(fdir, small, registered, monkeypatch,
                                                                              capsys, workers):
-    monkeypatch.setenv("MMEMOLR_TEST_BROKEN", f"crash:{small.utterance_ids()[41]}")
-    assert extract(fdir, "--extractor", "test-broken", "--workers", workers) == 1
+    assert extract(fdir, "--extractor", "test-broken", "--workers", workers, f"broken=crash:{small.utterance_ids()[41]}") == 1
     err = capsys.readouterr().err
     assert "decoder exploded" in err and "batch starting at" in err and "rerun to resume" in err
     ff = read_features(fdir / "meld" / "audio-test-broken.partial.h5", allow_partial=True)
@@ -356,8 +355,7 @@ def test_a_crashing_extractor_stops_with_the_batch_and_keeps_finished_items(fdir
 
 
 def test_wrong_number_of_results_is_an_error(fdir, registered, monkeypatch, capsys):
-    monkeypatch.setenv("MMEMOLR_TEST_BROKEN", "short")
-    assert extract(fdir, "--extractor", "test-broken", "--workers", "1") == 1
+    assert extract(fdir, "--extractor", "test-broken", "--workers", "1", "broken=short") == 1
     assert "one per item" in capsys.readouterr().err
 
 

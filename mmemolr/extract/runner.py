@@ -151,8 +151,8 @@ def run_extraction(
     use_pool = workers > 1 and extractor.cpu_parallel
     if workers > 1 and not extractor.cpu_parallel:
         log.info("extractor %s runs batched in one process; --workers %d ignored", extractor.name, workers)
-    # Workers start before the feature file is opened: forked children must not inherit its descriptor
-    # (and HDF5 lock), which would keep the file locked after the parent closed it.
+    # Workers start before the feature file is opened, so no child can ever hold its descriptor (and
+    # HDF5 lock), whatever the start method.
     pool = _start_pool(corpus, extractor, workers) if use_pool and (overwrite or not Path(out).exists()) else None
     pool_ok = False
     try:
@@ -343,10 +343,12 @@ def _worker_ready() -> bool:
 
 def _start_pool(corpus: Corpus, extractor: Extractor, workers: int) -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context(),
+        # forkserver, not fork: a child forked from a parent that already ran OpenCV or torch thread
+        # pools can deadlock in them (seen: cv2.setNumThreads hanging in every worker).
+        max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
         initializer=_worker_init, initargs=(type(extractor), extractor.config, extractor.device, corpus),
     )
-    # With fork, the first task launches every worker at once: do it now, before any file is opened.
+    # The first task launches every worker: do it now, before any file is opened.
     pool.submit(_worker_ready).result()
     return pool
 
