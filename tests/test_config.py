@@ -37,7 +37,8 @@ def test_overrides():
     [
         ("optim.lrr=1", r"unknown key 'optim.lrr' \(did you mean 'lr'\?\)"),
         ("model.hidden=big", r"model.hidden: expected an integer, got 'big'"),
-        ("target.name=softmax", r"target.name: 'softmax' is not one of"),
+        ("target.gradient=sideways", r"target.gradient: 'sideways' is not one of"),
+        ("optim.max_epochs=1.5", r"optim.max_epochs: expected an integer, got 1.5"),
         ("model.attention=maybe", r"model.attention: expected true or false"),
         ("nonsense", r"must look like key=value"),
     ],
@@ -45,6 +46,14 @@ def test_overrides():
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(TrainConfig, REPO_ROOT / "configs/meld.yaml", [override])
+
+
+def test_unknown_target_is_named():
+    from mmemolr.train.config import check_train_config
+
+    config = load_config(TrainConfig, REPO_ROOT / "configs/meld.yaml", ["target.name=softmax"])
+    with pytest.raises(ConfigError, match=r"target.name='softmax' is not a known target \(lcm, ls, onehot, rld\)"):
+        check_train_config(config)
 
 
 def test_unknown_key_in_file_names_file(tmp_path: Path):

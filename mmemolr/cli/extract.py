@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output file (default: <corpus folder>/<extractor output name>.h5)")
     parser.add_argument("--max-failures", help="failed items tolerated before the command fails: a count (0, 25) "
                         "or a share (1%%); default: "
-                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_MAX_FAILURES.items()))
+                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_MAX_FAILURES.items()).replace("%", "%%"))
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming or reusing OUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--list", action="store_true", help="list extractors and their options, then exit")
