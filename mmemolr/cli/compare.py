@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from mmemolr.cli.common import add_prepared_corpus_arg
-from mmemolr.compare import PRESETS, format_text, make_executor, make_plan, run_sweep
-from mmemolr.compare.aggregate import run_status
+from mmemolr.compare.plan import PRESETS
 from mmemolr.tables import format_table
 
 DEFAULT_ROOT = Path("runs") / "compare"
@@ -73,6 +72,9 @@ def _features(items: list[str]) -> dict[str, str]:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from mmemolr.compare import format_text, make_executor, make_plan, run_sweep
+    from mmemolr.compare.aggregate import run_status
+
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     plan = make_plan(args.corpus, args.features_dir, preset=args.preset, modalities=args.modalities,
                      targets=targets, seeds=args.seeds, config=args.config, overrides=args.overrides,

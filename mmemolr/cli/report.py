@@ -6,10 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from mmemolr.compare import format_text
-from mmemolr.compare.aggregate import SWEEP_FILE
-from mmemolr.report import make_report
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -29,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from mmemolr.compare import format_text
+    from mmemolr.compare.aggregate import SWEEP_FILE
+    from mmemolr.report import make_report
+
     wanted = [u.strip() for u in args.utterances.split(",") if u.strip()] if args.utterances else None
     if args.tsne_max < 10:
         raise ValueError(f"--tsne-max {args.tsne_max}: use at least 10 points")

@@ -1,13 +1,26 @@
-"""``mmemolr compare``: sweeps over modality subsets, training targets and seeds, with a comparison table."""
+"""``mmemolr compare``: sweeps over modality subsets, training targets and seeds, with a comparison table.
 
-from mmemolr.compare.aggregate import build_table, format_text, load_plan, write_tables
-from mmemolr.compare.executors import LocalExecutor, RayExecutor, RunTask, execute_task, make_executor
-from mmemolr.compare.plan import PRESETS, RunSpec, SweepPlan, build_plan, modality_subsets, parse_seeds
-from mmemolr.compare.stats import paired_test, summarize
-from mmemolr.compare.sweep import SweepReport, make_plan, run_config, run_sweep
+Names are loaded on first use (PEP 562) so that building the CLI parser does not import torch.
+"""
 
-__all__ = [
-    "PRESETS", "LocalExecutor", "RayExecutor", "RunSpec", "RunTask", "SweepPlan", "SweepReport", "build_plan",
-    "build_table", "execute_task", "format_text", "load_plan", "make_executor", "make_plan", "modality_subsets",
-    "paired_test", "parse_seeds", "run_config", "run_sweep", "summarize", "write_tables",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_table": "aggregate", "format_text": "aggregate", "load_plan": "aggregate", "write_tables": "aggregate",
+    "LocalExecutor": "executors", "RayExecutor": "executors", "RunTask": "executors", "execute_task": "executors",
+    "make_executor": "executors",
+    "PRESETS": "plan", "RunSpec": "plan", "SweepPlan": "plan", "build_plan": "plan", "modality_subsets": "plan",
+    "parse_seeds": "plan",
+    "paired_test": "stats", "summarize": "stats",
+    "SweepReport": "sweep", "make_plan": "sweep", "run_config": "sweep", "run_sweep": "sweep",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mmemolr.compare' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mmemolr.compare.{_EXPORTS[name]}"), name)
