@@ -16,7 +16,6 @@ results equal one-by-one results for every model.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from extractors.audio_io import AudioInputConfig, load_utterance_audio, utterance_segment
 from extractors.base import Extractor, ItemError, register_extractor
 from mmemolr.corpus.model import Corpus, Utterance
+from mmemolr.fileio import sha256_files
 
 DTYPES = ("float32", "float16", "bfloat16")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -55,15 +55,6 @@ def split_chunks(samples: np.ndarray, max_samples: int) -> list[np.ndarray]:
     """Near-equal consecutive chunks of at most ``max_samples`` (no tiny tail chunk)."""
     count = max(1, math.ceil(samples.size / max_samples))
     return np.array_split(samples, count)
-
-
-def sha256_files(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @register_extractor
@@ -153,7 +144,7 @@ class SslExtractor(Extractor):
 
         if self._weights_sha256 is None:
             files = self.weight_files()
-            self._weights_sha256 = sha256_files(files) if files else ""
+            self._weights_sha256 = sha256_files(*files) if files else ""
         return {
             "model_id": self.config.model,
             "weights_sha256": self._weights_sha256,

@@ -19,7 +19,6 @@ Failures are per utterance :class:`ItemError` kinds: ``missing`` (no path, no fi
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -220,14 +219,6 @@ def cascade_path(name: str) -> Path:
         f"face cascade {name!r} is neither a file nor one of the cascades in {cv2.data.haarcascades} "
         "(e.g. haarcascade_frontalface_default.xml, haarcascade_frontalface_alt2.xml)"
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class FaceDetector:

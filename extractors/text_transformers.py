@@ -28,6 +28,7 @@ import numpy as np
 
 from extractors.base import Extractor, ExtractorConfig, ItemError, register_extractor
 from mmemolr.corpus.model import Corpus, Dialogue, Utterance
+from mmemolr.fileio import sha256_files
 
 # Utterances tokenised per tokenizer call when planning batches.
 ENCODE_CHUNK = 1024
@@ -178,7 +179,7 @@ class TransformersTextExtractor(Extractor):
         if not files:
             raise FileNotFoundError(f"model {self.config.model!r}: no weight file ({', '.join(WEIGHT_FILES[1::2])}) "
                                     f"in {folder}")
-        hashes = {f.name: _sha256(f) for f in files}
+        hashes = {f.name: sha256_files(f) for f in files}
         digest = next(iter(hashes.values())) if len(hashes) == 1 else hashlib.sha256(
             "".join(f"{name} {h}\n" for name, h in sorted(hashes.items())).encode()).hexdigest()
         config = self.hf_config()
@@ -398,14 +399,6 @@ def _weight_files(folder: Path) -> list[Path]:
                 return [folder / s for s in shards]
             return [path]
     return []
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _hub_snapshot_dir(model: str) -> Path:

@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 
 from extractors.base import Extractor, ItemError, register_extractor
-from extractors.faces import FaceConfig, FaceDetector, face_crops, file_sha256, pool
+from extractors.faces import FaceConfig, FaceDetector, face_crops, pool
 from mmemolr.corpus.model import Corpus, Utterance
+from mmemolr.fileio import sha256_files
 
 DESCRIPTORS = ("hog", "lbp")
 LBP_BINS = 59
@@ -171,6 +172,6 @@ class HogLbpExtractor(Extractor):
             "model_id": "hoglbp",
             "crop_dim": self.crop_dim(),
             "cascade": self.detector.path.name,
-            "cascade_sha256": file_sha256(self.detector.path),
+            "cascade_sha256": sha256_files(self.detector.path),
             "versions": {**library_versions("opencv-python"), "opencv": cv2.__version__},
         }

@@ -28,8 +28,9 @@ import cv2
 import numpy as np
 
 from extractors.base import Extractor, ItemError, register_extractor
-from extractors.faces import FaceConfig, FaceCrops, FaceDetector, face_crops, file_sha256, pool
+from extractors.faces import FaceConfig, FaceCrops, FaceDetector, face_crops, pool
 from mmemolr.corpus.model import Corpus, Utterance
+from mmemolr.fileio import sha256_files
 
 if TYPE_CHECKING:  # torch and timm are imported on first use: importing the extractors stays fast
     import torch
@@ -167,7 +168,7 @@ def load_timm_model(config: TimmConfig) -> tuple[torch.nn.Module, dict[str, Any]
                 f"checkpoint {path} does not fit timm model {config.model!r}: parameters {'; '.join(problems)}. "
                 "Is it a checkpoint of this architecture?"
             )
-        source = {"weights": "checkpoint", "checkpoint": str(path), "weights_sha256": file_sha256(path),
+        source = {"weights": "checkpoint", "checkpoint": str(path), "weights_sha256": sha256_files(path),
                   "weights_sha256_of": "file"}
     elif config.pretrained:
         try:

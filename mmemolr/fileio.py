@@ -50,3 +50,15 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def sha256_files(*paths: str | Path) -> str:
+    """SHA-256 of the files' bytes, concatenated in sorted path order (one file: its plain hash)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()

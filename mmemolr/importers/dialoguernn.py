@@ -16,7 +16,6 @@ The result is a prepared corpus (``corpus.json``) plus one HDF5 feature file per
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from mmemolr.corpus.meld import MELD_EMOTIONS
 from mmemolr.corpus.model import Corpus, CorpusError, Utterance, build_dialogues
 from mmemolr.corpus.prepared import CORPUS_FILE, DEFAULT_FEATURES_DIR, load_prepared, save_prepared
 from mmemolr.corpus.readers import repair_c1
+from mmemolr.fileio import sha256_files
 from mmemolr.store import FeatureWriter, library_versions
 
 EXTRACTOR = "dialoguernn-import"
@@ -102,14 +102,6 @@ def detect_layout(items: Any, path: Path = Path("<pickle>")) -> str:
         if _is_id_collection(items[train]) and _is_id_collection(items[test]) and isinstance(items[0], Mapping):
             return name
     raise _layout_error(path, items, "not a DialogueRNN-style feature pickle")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _ordered_ids(value: Iterable[Any]) -> list[Any]:
@@ -195,7 +187,7 @@ def import_dialoguernn(
     if len(set(label_names)) != len(label_names):
         raise ValueError(f"labels {label_names} contain duplicates")
     fields = dict(zip(spec.fields, items))
-    digest = sha256_file(path)
+    digest = sha256_files(path)
 
     train_ids, test_ids = _ordered_ids(fields["trainVid"]), _ordered_ids(fields["testVid"])
     key_of: dict[str, Any] = {}
