@@ -8,11 +8,10 @@ the mp3 track of single_face.mp4 (20 items, 46 s of speech), repeated ``--repeat
    process: decoding alone, and librosa with pYIN pitch (the slower alternative to the default YIN).
 2. Worker speed-up through the extraction runner (``mmemolr extract --workers N``): wall-clock seconds
    for all items with 1 worker (in process) and with N worker processes; median of ``--runs``; the ratio
-   is the speed-up (target: at least 1.7x for 2 workers on an idle 2-core machine). "CPU efficiency" is
-   the CPU time of all processes with 1 worker over that with N: the share of the ideal N-fold speed-up
-   that the work itself allows, whatever else the machine is doing.
+   is the speed-up (target: at least 1.7x for 2 workers on an idle 2-core machine). The pool's start-up
+   (once per process) is reported on its own.
 
-  .venv/bin/python benchmarks/bench_audio.py [--repeat 20] [--runs 3] [--workers 2] [--no-opensmile]
+  .venv/bin/python benchmarks/bench_audio.py [--repeat 100] [--runs 3] [--workers 2] [--no-opensmile]
 
 Numbers from a busy machine are rough; rerun it idle before quoting them.
 """
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -101,24 +99,33 @@ def real_time_factors(items: list[Utterance], extractors: dict[str, Extractor], 
     return rows
 
 
-def _cpu_all() -> float:
-    """CPU seconds of this process and its reaped children (the runner's worker processes)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def timed_runs(corpus: Corpus, extractor: Extractor, workers: int, runs: int, folder: Path) -> tuple[float, float]:
-    """Median (wall seconds, CPU seconds of all processes) of ``runs`` extractions into a fresh file."""
-    walls, cpus = [], []
+def timed_runs(corpus: Corpus, extractor: Extractor, workers: int, runs: int, folder: Path) -> float:
+    """Median wall seconds of ``runs`` extractions into a fresh file."""
+    walls = []
     for run in range(runs):
         out = folder / f"{extractor.name}-{workers}-{run}.h5"
-        cpu, start = _cpu_all(), time.perf_counter()
+        start = time.perf_counter()
         result = run_extraction(corpus, extractor, out, workers=workers, overwrite=True, progress=False)
         walls.append(time.perf_counter() - start)
-        cpus.append(_cpu_all() - cpu)
         assert result.complete and not result.errors, result.errors
         out.unlink()
-    return statistics.median(walls), statistics.median(cpus)
+    return statistics.median(walls)
+
+
+def startup_seconds(corpus: Corpus, extractor: Extractor, workers: int, folder: Path) -> float:
+    """Wall seconds of a one-dialogue extraction with ``workers`` processes: the pool's start-up.
+
+    The first pool of a process also starts the fork server, which imports the extractor's
+    ``worker_preload`` modules once; later pools fork from it and start in a fraction of that.
+    """
+    first = corpus.dialogues[0]
+    one = Corpus(corpus.name, corpus.labels, [Dialogue(first.id, first.split, first.utterances[:2])])
+    out = folder / f"{extractor.name}-startup.h5"
+    start = time.perf_counter()
+    run_extraction(one, extractor, out, workers=workers, overwrite=True, progress=False)
+    elapsed = time.perf_counter() - start
+    out.unlink()
+    return elapsed
 
 
 def speedups(corpus: Corpus, extractors: dict[str, Extractor], workers: int, runs: int) -> list[list]:
@@ -126,16 +133,16 @@ def speedups(corpus: Corpus, extractors: dict[str, Extractor], workers: int, run
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, extractor in extractors.items():
-            one, cpu_one = timed_runs(corpus, extractor, 1, runs, Path(tmp))
-            many, cpu_many = timed_runs(corpus, extractor, workers, runs, Path(tmp))
-            # CPU efficiency: CPU work of 1 worker / CPU work of N; the speed-up an idle machine allows.
-            rows.append([name, n, one, many, n / one, n / many, cpu_one / cpu_many, one / many])
+            startup = startup_seconds(corpus, extractor, workers, Path(tmp))
+            one = timed_runs(corpus, extractor, 1, runs, Path(tmp))
+            many = timed_runs(corpus, extractor, workers, runs, Path(tmp))
+            rows.append([name, n, startup, one, many, n / one, n / many, one / many])
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=20, help="copies of the 20 real items for the worker runs")
+    parser.add_argument("--repeat", type=int, default=100, help="copies of the 20 real items for the worker runs")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-opensmile", action="store_true", help="skip openSMILE (the optional extra)")
@@ -168,9 +175,11 @@ def main() -> None:
 
     corpus = repeated_corpus(items, args.repeat)
     rows = speedups(corpus, parallel, args.workers, args.runs)
-    print(format_table(["extractor", "items", "1 worker s", f"{args.workers} workers s", "items/s (1)",
-                        f"items/s ({args.workers})", "CPU efficiency", "speed-up"], rows,
+    print(format_table(["extractor", "items", "first pool start-up s", "1 worker s", f"{args.workers} workers s", "items/s (1)",
+                        f"items/s ({args.workers})", "speed-up"], rows,
                        title=f"\nRunner with --workers {args.workers} vs 1 (wall clock, median of {args.runs} runs)"))
+    print("(start-up: once per process, not in the timed runs; it is the fork server importing the extractor's "
+          "worker_preload modules)")
     print(f"(load average now {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"{np.mean([r[-1] for r in rows]):.2f}x mean speed-up)")
 

@@ -120,6 +120,8 @@ class LibrosaExtractor(Extractor):
     modality = "audio"
     config_class = LibrosaConfig
     cpu_parallel = True
+    worker_preload = ("librosa.core.spectrum", "librosa.core.pitch", "librosa.feature", "scipy.signal",
+                      "soundfile", "soxr")
 
     def __init__(self, config: LibrosaConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)

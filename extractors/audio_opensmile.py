@@ -80,6 +80,7 @@ class OpenSmileExtractor(Extractor):
     modality = "audio"
     config_class = OpenSmileConfig
     cpu_parallel = True
+    worker_preload = ("opensmile", "soundfile", "soxr")
 
     def __init__(self, config: OpenSmileConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)

@@ -375,6 +375,24 @@ def test_two_workers_give_the_same_file_as_one(fdir, small, tmp_path):
     assert used and os.getpid() not in used  # the work ran in worker processes
 
 
+@pytest.mark.parametrize("options,expected", [(["batch_size=64"], 8), (["batch_size=3"], 3),
+                                              (["batch_size=64", "--batch-size", "64"], 64)])
+def test_workers_get_several_tasks_each_unless_the_batch_size_is_given(fdir, tmp_path, monkeypatch, options,
+                                                                       expected):
+    # 58 items, 2 workers: a config batch of 64 would be one task for one worker; the runner cuts it to
+    # ceil(58 / (4 * 2)) = 8. An explicit --batch-size is the user's choice and is kept.
+    sizes = []
+    plan = CharExtractor.plan_batches
+
+    def spy(self, items, corpus, batch_size):
+        sizes.append(batch_size)
+        return plan(self, items, corpus, batch_size)
+
+    monkeypatch.setattr(CharExtractor, "plan_batches", spy)
+    _run_chars(fdir, tmp_path / "w.h5", 2, *options)
+    assert sizes == [expected]
+
+
 def test_worker_run_resumes_a_partial_file(fdir, tmp_path):
     out = tmp_path / "w.h5"
     done = _run_chars(fdir, tmp_path / "ref.h5", 1)

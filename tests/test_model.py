@@ -94,6 +94,15 @@ def test_without_attention_and_with_projection():
     assert model.gru_c.input_size == 3 + 5
 
 
+def test_skip_classifier_reads_the_emotion_state_and_the_utterance():
+    model = _model(skip=True, input_proj=3)
+    x, speakers = torch.randn(1, 4, 6), torch.zeros(1, 4, dtype=torch.long)
+    out = model(x, speakers, torch.ones(1, 4, dtype=torch.bool))
+    assert model.classifier.in_features == 5 + 3
+    want = model.classifier(torch.cat([out.emotion, model.proj(x)], -1))
+    assert torch.allclose(out.logits, want, atol=1e-6)
+
+
 def test_backward_reaches_every_parameter():
     model = _model(input_proj=4).train()
     out = model(torch.randn(3, 5, 6), torch.randint(0, 2, (3, 5)), torch.ones(3, 5, dtype=torch.bool))

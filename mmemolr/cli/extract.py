@@ -85,8 +85,8 @@ def run_extract(args: argparse.Namespace) -> int:
         if args.batch_size is not None:
             if "batch_size" in fields:
                 options["batch_size"] = args.batch_size
-            else:
-                runner_batch = args.batch_size
+            # Also to the runner: a size the user gave is kept as is with --workers.
+            runner_batch = args.batch_size
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     extractor = build_extractor(extractor_name, args.modality, options, device=device)

@@ -8,6 +8,7 @@ provenance attributes. Extractors only turn a batch of utterances into vectors o
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -38,6 +39,9 @@ DEFAULT_BATCH_SIZE = 16
 # and chunk rewrites than one write per batch, at the cost of redoing at most this much work after a kill.
 FLUSH_SECONDS = 5.0
 FLUSH_ROWS = 8192
+# With worker processes a job is cut into at least this many tasks per worker (smaller batches when
+# it is short), so no worker sits idle while another finishes one big last batch.
+TASKS_PER_WORKER = 4
 
 
 @dataclass
@@ -139,7 +143,8 @@ def run_extraction(
     """Extract every (pending) utterance of ``shard`` into ``out``; resumes a partial file.
 
     ``workers`` > 1 runs a cpu_parallel extractor in that many processes; ``batch_size`` is the number of
-    items per ``extract_batch`` call (default: the config's ``batch_size``, else 16).
+    items per ``extract_batch`` call (default: the config's ``batch_size``, else 16; with workers, smaller
+    when needed to give each worker ``TASKS_PER_WORKER`` tasks).
     """
     shard = shard or Shard(0, 1)
     ids = shard_ids(corpus, shard)
@@ -166,6 +171,8 @@ def run_extraction(
             if pending:
                 by_id = {u.id: u for u in corpus.utterances()}
                 items = [by_id[uid] for uid in pending]
+                if pool is not None and not batch_size:
+                    size = max(1, min(size, math.ceil(len(items) / (TASKS_PER_WORKER * workers))))
                 batches = extractor.plan_batches(items, corpus, size)
                 _check_plan(batches, items, extractor)
                 bar = _progress_bar(len(ids), resumed, f"{extractor.name} {corpus.name}", progress)
@@ -342,10 +349,13 @@ def _worker_ready() -> bool:
 
 
 def _start_pool(corpus: Corpus, extractor: Extractor, workers: int) -> ProcessPoolExecutor:
+    # forkserver, not fork: a child forked from a parent that already ran OpenCV or torch thread
+    # pools can deadlock in them (seen: cv2.setNumThreads hanging in every worker).
+    context = multiprocessing.get_context("forkserver")
+    # Takes effect when this process starts its fork server (the first pool); later pools reuse it.
+    context.set_forkserver_preload([type(extractor).__module__, *extractor.worker_preload])
     pool = ProcessPoolExecutor(
-        # forkserver, not fork: a child forked from a parent that already ran OpenCV or torch thread
-        # pools can deadlock in them (seen: cv2.setNumThreads hanging in every worker).
-        max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+        max_workers=workers, mp_context=context,
         initializer=_worker_init, initargs=(type(extractor), extractor.config, extractor.device, corpus),
     )
     # The first task launches every worker: do it now, before any file is opened.

@@ -5,6 +5,9 @@
   s_{p,t} = GRU_S(s_{p,t-1}, u_t ⊕ att_t)                     only the speaking party p is updated
   e_t     = GRU_E(e_{t-1}, u_t ⊕ s_{p,t-1})                   emotion, then dropout and a linear classifier
 
+With ``skip=True`` (not in the paper; off by default) the classifier reads e_t ⊕ u_t, so the utterance
+vector reaches it directly as well as through the recurrences.
+
 The batch of dialogues is processed at once; the only Python loop is over time steps. The GRUs are
 plain ``nn.GRUCell`` modules (their state_dicts are the usual ones) but the gate arithmetic is written
 out so that (a) the ``u_t`` part of every GRU input, and the attention query, are computed for all
@@ -52,7 +55,8 @@ def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 class EmotionPredictor(nn.Module):
     def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, input_proj: int | None = None,
-                 dropout: float = 0.5, attention: bool = True, input_dropout: float = 0.0) -> None:
+                 dropout: float = 0.5, attention: bool = True, input_dropout: float = 0.0,
+                 skip: bool = False) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.hidden = hidden
@@ -67,7 +71,8 @@ class EmotionPredictor(nn.Module):
         # q_t = u_t^T W_α, so that the attention score of c_i is q_t · c_i.
         self.att = nn.Linear(du, hidden, bias=False)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden, n_classes)
+        self.skip = skip
+        self.classifier = nn.Linear(hidden + du if skip else hidden, n_classes)
 
     def forward(self, x: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor,
                 n_parties: int | None = None, trace: bool = False) -> PredictorOutput:
@@ -137,6 +142,7 @@ class EmotionPredictor(nn.Module):
             speaker = torch.stack(out_s, 1)
         else:
             context = emotion = speaker = x.new_zeros(b, 0, d)
-        logits = self.classifier(self.dropout(emotion))
+        features = torch.cat([emotion, u], -1) if self.skip else emotion
+        logits = self.classifier(self.dropout(features))
         party_states = torch.stack(trace_states, 1) if trace and trace_states else None
         return PredictorOutput(logits, context, speaker, emotion, party_states)

@@ -22,6 +22,6 @@ def build_model(config: TrainConfig, input_dim: int, n_classes: int) -> EmoLRMod
     m = config.model
     predictor = EmotionPredictor(input_dim, n_classes, hidden=m.hidden, input_proj=m.input_proj,
                                  dropout=m.dropout, attention=m.attention,
-                                 input_dropout=m.input_dropout)
+                                 input_dropout=m.input_dropout, skip=m.skip)
     target = build_target(config.target, n_classes, m.hidden, m.label_dim)
     return EmoLRModel(predictor, target)

@@ -1,0 +1,100 @@
+"""Choose training settings on the validation split only: a small grid, several seeds, dev metrics only.
+
+Each candidate is a name and a list of config overrides; every (candidate, target, seed) is one normal
+training run (configs/<corpus>.yaml + overrides, epoch selected on dev). The script prints and saves
+dev weighted F1 / accuracy / macro F1 (mean ± std over seeds) and never prints or stores test figures:
+a choice made from its output cannot have looked at test. Score the chosen setting on test afterwards,
+once (benchmarks/real_check_train.py --set ...).
+
+  .venv/bin/python benchmarks/dev_search.py --corpus meld --seeds 3 --targets onehot \\
+      --candidate base: --candidate skip:model.skip=true --candidate lr3e-4:optim.lr=3e-4,optim.weight_decay=1e-5
+
+Runs already complete under --out are reused; summary_dev.json / summary_dev.md are written beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from mmemolr.config import load_config
+from mmemolr.fileio import write_json_atomic, write_text_atomic
+from mmemolr.tables import format_markdown, format_table
+from mmemolr.train.config import TrainConfig
+from mmemolr.train.run import run_training
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_candidate(text: str) -> tuple[str, list[str]]:
+    name, _, overrides = text.partition(":")
+    if not name:
+        raise SystemExit(f"--candidate {text!r}: expected NAME:KEY=VALUE,KEY=VALUE (overrides may be empty)")
+    return name, [o for o in overrides.split(",") if o]
+
+
+def one_run(corpus: str, name: str, overrides: list[str], target: str, seed: int, features_dir: str,
+            out: str) -> dict:
+    config = load_config(TrainConfig, REPO / "configs" / f"{corpus}.yaml",
+                         [*overrides, f"target.name={target}", f"seed={seed}", "device=cpu"])
+    results = run_training(config, Path(out) / corpus / name / f"{target}-seed{seed}", Path(features_dir),
+                           progress=False, threads=1)
+    # Dev only: the test metrics stay in the run folder, unread by this script.
+    return {"candidate": name, "target": target, "seed": seed, "valid": results["valid"],
+            "best_epoch": results["best_epoch"], "epochs_run": results["epochs_run"]}
+
+
+def mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
+    return f"{statistics.mean(values) * 100:.2f} ± {std:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="meld")
+    parser.add_argument("--targets", default="onehot")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--candidate", action="append", required=True, metavar="NAME:KEY=VALUE,...")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
+    parser.add_argument("--features-dir", default="features")
+    parser.add_argument("--out", default="runs/dev_search")
+    args = parser.parse_args()
+
+    candidates = [parse_candidate(c) for c in args.candidate]
+    targets = args.targets.split(",")
+    jobs = [(name, overrides, t, s) for name, overrides in candidates for t in targets for s in range(args.seeds)]
+    started = time.perf_counter()
+    runs = []
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(one_run, args.corpus, n, o, t, s, args.features_dir, args.out) for n, o, t, s in jobs]
+        for future in futures:
+            run = future.result()
+            runs.append(run)
+            print(f"{run['candidate']:>16} {run['target']:>7} seed {run['seed']}: dev W-F1 "
+                  f"{run['valid']['weighted_f1'] * 100:.2f} (epoch {run['best_epoch']} of {run['epochs_run']})",
+                  flush=True)
+
+    headers = ["candidate", "overrides", "target", "runs", "dev W-F1 %", "dev acc %", "dev macro-F1 %", "best epoch"]
+    rows = []
+    for name, overrides in candidates:
+        for t in targets:
+            rs = [r for r in runs if r["candidate"] == name and r["target"] == t]
+            rows.append([name, " ".join(overrides) or "(config as shipped)", t, len(rs),
+                         mean_std([r["valid"]["weighted_f1"] for r in rs]),
+                         mean_std([r["valid"]["accuracy"] for r in rs]),
+                         mean_std([r["valid"]["macro_f1"] for r in rs]),
+                         f"{statistics.mean(r['best_epoch'] for r in rs):.1f}"])
+    title = (f"{args.corpus}: dev split only, mean ± std over {args.seeds} seeds; "
+             f"{time.perf_counter() - started:.0f} s wall")
+    print(format_table(headers, rows, title=title))
+    out = Path(args.out) / args.corpus
+    write_json_atomic(out / "summary_dev.json", {"candidates": dict(candidates), "runs": runs})
+    write_text_atomic(out / "summary_dev.md", title + "\n\n" + format_markdown(headers, rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
