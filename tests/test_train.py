@@ -142,6 +142,20 @@ def test_resume_after_a_kill_gives_the_same_result(features, tmp_path):
                      features, progress=False)
 
 
+def test_a_config_stored_before_a_key_existed_still_matches(tmp_path):
+    from mmemolr.train.rundir import check_same_config
+
+    wanted = _plain(TrainConfig())
+    older = _plain(TrainConfig())
+    del older["model"]["skip"]  # written by a version without model.skip
+    check_same_config(tmp_path, older, wanted)  # the missing key is its default: the same run
+    older["model"]["hidden"] = 64
+    with pytest.raises(ValueError, match=r"differs in model.hidden\)"):
+        check_same_config(tmp_path, older, wanted)
+    with pytest.raises(ValueError, match=r"differs in .*model.gone"):
+        check_same_config(tmp_path, {**wanted, "model": {**wanted["model"], "gone": 1}}, wanted)
+
+
 def _plain(config: TrainConfig) -> dict:
     from mmemolr.config import to_dict
 

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from mmemolr.cli.common import add_prepared_corpus_arg
-from mmemolr.paths import REPO_ROOT
 from mmemolr.tables import format_table
 
 
@@ -34,17 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def default_config_path(corpus: str) -> Path | None:
-    name = Path(corpus).name
-    for base in (Path("configs"), REPO_ROOT / "configs"):
-        if (base / f"{name}.yaml").exists():
-            return base / f"{name}.yaml"
-    return None
-
-
 def resolve_config(args: argparse.Namespace):
     from mmemolr.config import load_config
-    from mmemolr.train.config import TrainConfig
+    from mmemolr.train.config import TrainConfig, default_config_path
 
     path = Path(args.config) if args.config else default_config_path(args.corpus)
     flags = [f"corpus={args.corpus}"]

@@ -15,7 +15,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from mmemolr.cli.train import default_config_path  # the base config `mmemolr train` uses
 from mmemolr.compare.aggregate import (
     ERROR_FILE,
     RESULTS_FILE,
@@ -32,8 +31,7 @@ from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
 from mmemolr.fuse import MODALITY_NAMES, normalise_modalities, resolve_feature_files
 from mmemolr.store import find_feature_files
 from mmemolr.train import rundir
-from mmemolr.train.config import TrainConfig, check_train_config
-from mmemolr.train.run import _check_same_config
+from mmemolr.train.config import TrainConfig, check_train_config, default_config_path
 
 
 def make_plan(
@@ -109,7 +107,7 @@ def sweep_tasks(plan: SweepPlan, sweep_dir: Path, progress: bool = False) -> tup
         run_dir = sweep_dir / spec.name
         wanted = to_dict(config)
         stored = rundir.read_results(run_dir)
-        _check_same_config(run_dir, stored.get("config") if stored else rundir.read_config_dict(run_dir), wanted)
+        rundir.check_same_config(run_dir, stored.get("config") if stored else rundir.read_config_dict(run_dir), wanted)
         if run_status(run_dir) == "complete":
             done.append(spec.name)
             continue

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from mmemolr.config import ConfigError
+from mmemolr.paths import REPO_ROOT
 
 
 @dataclass
@@ -59,6 +61,15 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def default_config_path(corpus: str) -> Path | None:
+    """configs/<corpus>.yaml, looked up in the working directory first, then in the repository."""
+    name = Path(corpus).name
+    for base in (Path("configs"), REPO_ROOT / "configs"):
+        if (base / f"{name}.yaml").exists():
+            return base / f"{name}.yaml"
+    return None
 
 
 def check_train_config(config: TrainConfig) -> None:

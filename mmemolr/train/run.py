@@ -46,10 +46,10 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     wanted = json.loads(json.dumps(to_dict(config), default=str))  # as results.json will hold it
     stored = rundir.read_results(run_dir)
     if stored is not None and stored.get("status") == "complete":
-        _check_same_config(run_dir, stored.get("config"), wanted)
+        rundir.check_same_config(run_dir, stored.get("config"), wanted)
         return stored
     if (run_dir / rundir.LAST).exists():
-        _check_same_config(run_dir, rundir.read_config_dict(run_dir), wanted)
+        rundir.check_same_config(run_dir, rundir.read_config_dict(run_dir), wanted)
 
     set_threads(threads)
     device = resolve_device(config.device)
@@ -175,21 +175,3 @@ def write_test_outputs(run_dir: Path, prepared: PreparedData, test, refined_name
 
 def _weights(model: EmoLRModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def _check_same_config(run_dir: Path, stored: dict | None, wanted: dict) -> None:
-    if stored is not None and stored != wanted:
-        diffs = [key for key in _flat(wanted) if _flat(stored).get(key) != _flat(wanted)[key]]
-        diffs += [key for key in _flat(stored) if key not in _flat(wanted)]
-        raise ValueError(f"{run_dir} holds a run with another config (differs in {', '.join(diffs) or 'layout'}); "
-                         "choose another --out folder or delete that one")
-
-
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out

@@ -109,3 +109,34 @@ def write_states(path: Path, ids: Sequence[str], labels: np.ndarray, preds: np.n
 
 def write_results(run_dir: Path, results: dict[str, Any]) -> None:
     write_json_atomic(run_dir / RESULTS, results)
+
+
+def check_same_config(run_dir: Path, stored: dict | None, wanted: dict) -> None:
+    """Refuse to reuse a run folder that holds a run of another config; the message lists the keys.
+
+    A config stored by an older version lacks the keys added since; they count as their defaults.
+    """
+    if stored is not None and stored != wanted:
+        from mmemolr.config import ConfigError, from_dict, to_dict
+        from mmemolr.train.config import TrainConfig
+
+        try:
+            stored = to_dict(from_dict(TrainConfig, stored))
+        except ConfigError:
+            pass  # a key this version does not know: compared as stored, so it shows in the message
+        if stored == wanted:
+            return
+        diffs = [key for key in _flat(wanted) if _flat(stored).get(key) != _flat(wanted)[key]]
+        diffs += [key for key in _flat(stored) if key not in _flat(wanted)]
+        raise ValueError(f"{run_dir} holds a run with another config (differs in {', '.join(diffs) or 'layout'}); "
+                         "choose another --out folder or delete that one")
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
