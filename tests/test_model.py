@@ -133,3 +133,14 @@ def test_label_refinement_sources_and_ablations():
     assert torch.equal(spk_only(speaker, context), spk_only(speaker, torch.randn(4, 5)))
     with pytest.raises(ValueError, match="at least one source"):
         LabelRefinement(3, 5, sim_speaker=False, sim_ctx=False)
+
+
+def test_label_refinement_temperature_divides_the_scores_before_the_softmax():
+    torch.manual_seed(0)
+    speaker, context = torch.randn(4, 5) * 10, torch.randn(4, 5) * 10
+    sharp = LabelRefinement(3, 5, label_dim=8, sim_ctx=False)
+    soft = LabelRefinement(3, 5, label_dim=8, sim_ctx=False, temperature=4.0)
+    soft.load_state_dict(sharp.state_dict())
+    scores = sharp.sim_speaker(speaker @ sharp.label_matrix().t())
+    assert torch.allclose(sharp(speaker, context), torch.softmax(scores, -1), atol=1e-6)
+    assert torch.allclose(soft(speaker, context), torch.softmax(scores / 4.0, -1), atol=1e-6)

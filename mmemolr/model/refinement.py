@@ -9,6 +9,8 @@ predictor's speaker and context states.
   RLD        = α_1 Sim_speak + α_2 Sim_ctx                a distribution over the C labels
 
 With one source switched off (ablations -Sim_speaker / -Sim_ctx) RLD is the other source alone.
+``temperature`` (target.sim_temperature, default 1) divides the scores inside the two softmaxes: at 1
+they saturate in training and RLD ends up close to one-hot on a single label (docs/training.md).
 
 Why the softmax on each similarity: the target is softmax(RLD + η·y). With raw, unbounded scores the
 jointly trained module learns to make them large, the η·y term stops mattering and z (and with it the
@@ -26,8 +28,10 @@ from torch import nn
 
 class LabelRefinement(nn.Module):
     def __init__(self, n_classes: int, hidden: int, label_dim: int = 100, sim_speaker: bool = True,
-                 sim_ctx: bool = True) -> None:
+                 sim_ctx: bool = True, temperature: float = 1.0) -> None:
         super().__init__()
+        # Divides the similarity scores before their softmax; > 1 keeps them from saturating.
+        self.temperature = temperature
         if not (sim_speaker or sim_ctx):
             raise ValueError("label refinement needs at least one source: keep sim_speaker or sim_ctx on")
         self.label_emb = nn.Embedding(n_classes, label_dim)
@@ -47,9 +51,9 @@ class LabelRefinement(nn.Module):
         r = self.label_matrix()
         sources = []
         if self.sim_speaker is not None:
-            sources.append(torch.softmax(self.sim_speaker(speaker @ r.t()), dim=-1))
+            sources.append(torch.softmax(self.sim_speaker(speaker @ r.t()) / self.temperature, dim=-1))
         if self.sim_ctx is not None:
-            sources.append(torch.softmax(self.sim_ctx(context @ r.t()), dim=-1))
+            sources.append(torch.softmax(self.sim_ctx(context @ r.t()) / self.temperature, dim=-1))
         if len(sources) == 1:
             return sources[0]
         sims = torch.stack(sources, 1)  # (N, 2, C)

@@ -23,7 +23,8 @@ class RefinedLabels(Target):
 
     def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> None:
         super().__init__(config, n_classes, hidden, label_dim)
-        self.refinement = LabelRefinement(n_classes, hidden, label_dim, config.sim_speaker, config.sim_ctx)
+        self.refinement = LabelRefinement(n_classes, hidden, label_dim, config.sim_speaker, config.sim_ctx,
+                                          temperature=config.sim_temperature)
 
     def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
         rld = self.refinement(self.states(out.speaker), self.states(out.context))

@@ -30,6 +30,7 @@ class TargetConfig:
     eta: float = 4.0  # rld: z = softmax(RLD + eta * y)
     sim_speaker: bool = True  # rld ablations: -Sim_speaker / -Sim_ctx
     sim_ctx: bool = True
+    sim_temperature: float = 1.0  # rld: similarity scores are divided by this before their softmax
     smoothing: float = 0.1  # ls: epsilon
     lcm_alpha: float = 4.0  # lcm: z = softmax(sim + alpha * y)
     # Where gradients of the KL loss flow through the target distribution z (rld, lcm):
@@ -91,6 +92,8 @@ def check_train_config(config: TrainConfig) -> None:
         problems.append(f"model.label_dim must be at least 1, got {config.model.label_dim}")
     if config.target.name == "rld" and not (config.target.sim_speaker or config.target.sim_ctx):
         problems.append("target rld needs sim_speaker or sim_ctx (both are switched off)")
+    if config.target.sim_temperature <= 0:
+        problems.append(f"target.sim_temperature must be positive, got {config.target.sim_temperature}")
     if not 0.0 <= config.target.smoothing < 1.0:
         problems.append(f"target.smoothing must be in [0, 1), got {config.target.smoothing}")
     if config.optim.lr <= 0:
