@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mmemolr.config import load_config
 from mmemolr.fileio import write_json_atomic, write_text_atomic
-from mmemolr.tables import format_markdown, format_table
+from mmemolr.tables import format_markdown, format_table, mean_std_pct
 from mmemolr.train.config import TrainConfig
 from mmemolr.train.run import run_training
 
@@ -46,11 +46,6 @@ def one_run(corpus: str, name: str, overrides: list[str], target: str, seed: int
     # Dev only: the test metrics stay in the run folder, unread by this script.
     return {"candidate": name, "target": target, "seed": seed, "valid": results["valid"],
             "best_epoch": results["best_epoch"], "epochs_run": results["epochs_run"]}
-
-
-def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{statistics.mean(values) * 100:.2f} ± {std:.2f}"
 
 
 def main() -> None:
@@ -84,9 +79,9 @@ def main() -> None:
         for t in targets:
             rs = [r for r in runs if r["candidate"] == name and r["target"] == t]
             rows.append([name, " ".join(overrides) or "(config as shipped)", t, len(rs),
-                         mean_std([r["valid"]["weighted_f1"] for r in rs]),
-                         mean_std([r["valid"]["accuracy"] for r in rs]),
-                         mean_std([r["valid"]["macro_f1"] for r in rs]),
+                         mean_std_pct([r["valid"]["weighted_f1"] for r in rs]),
+                         mean_std_pct([r["valid"]["accuracy"] for r in rs]),
+                         mean_std_pct([r["valid"]["macro_f1"] for r in rs]),
                          f"{statistics.mean(r['best_epoch'] for r in rs):.1f}"])
     title = (f"{args.corpus}: dev split only, mean ± std over {args.seeds} seeds; "
              f"{time.perf_counter() - started:.0f} s wall")

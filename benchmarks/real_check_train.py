@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from mmemolr.config import load_config
 from mmemolr.fileio import write_json_atomic, write_text_atomic
-from mmemolr.tables import format_markdown, format_table
+from mmemolr.tables import format_markdown, format_table, mean_std_pct
 from mmemolr.train.config import TrainConfig
 from mmemolr.train.data import load_training_data
 from mmemolr.train.metrics import classification_metrics
@@ -75,12 +75,6 @@ def logistic_baseline(corpus: str, features_dir: str) -> dict:
     return {"corpus": corpus, "C": c, "valid_weighted_f1": score, "test": test}
 
 
-def mean_std(values: list[float]) -> str:
-    mean = statistics.mean(values) * 100
-    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpora", default="meld,emorynlp")
@@ -118,9 +112,9 @@ def main() -> None:
                      f"{b['test']['accuracy'] * 100:.2f}", f"{b['test']['macro_f1'] * 100:.2f}", "", ""])
         for t in targets:
             rs = [r for r in runs if r["corpus"] == c and r["target"] == t]
-            rows.append([c, f"EmoLR predictor, {t}", len(rs), mean_std([r["valid"]["weighted_f1"] for r in rs]),
-                         mean_std([r["test"]["weighted_f1"] for r in rs]),
-                         mean_std([r["test"]["accuracy"] for r in rs]), mean_std([r["test"]["macro_f1"] for r in rs]),
+            rows.append([c, f"EmoLR predictor, {t}", len(rs), mean_std_pct([r["valid"]["weighted_f1"] for r in rs]),
+                         mean_std_pct([r["test"]["weighted_f1"] for r in rs]),
+                         mean_std_pct([r["test"]["accuracy"] for r in rs]), mean_std_pct([r["test"]["macro_f1"] for r in rs]),
                          f"{statistics.mean(r['best_epoch'] for r in rs):.1f}",
                          f"{statistics.median(r['seconds_per_epoch'] for r in rs):.2f}"])
     title = (f"test split at the best dev epoch; mean ± std over {args.seeds} seeds; text features "

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
+
+
+def mean_std_pct(values: Sequence[float]) -> str:
+    """Fractions as "mean ± std" in percent (sample std over seeds; 0 for a single value)."""
+    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
+    return f"{statistics.mean(values) * 100:.2f} ± {std:.2f}"
 
 
 def _cell(value: Any) -> str:

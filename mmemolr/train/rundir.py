@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mmemolr.config import dump_yaml
+from mmemolr.config import ConfigError, dump_yaml, from_dict, to_dict
 from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
+from mmemolr.train.config import TrainConfig
 
 CONFIG = "config.yaml"
 METRICS_CSV = "metrics.csv"
@@ -117,9 +118,6 @@ def check_same_config(run_dir: Path, stored: dict | None, wanted: dict) -> None:
     A config stored by an older version lacks the keys added since; they count as their defaults.
     """
     if stored is not None and stored != wanted:
-        from mmemolr.config import ConfigError, from_dict, to_dict
-        from mmemolr.train.config import TrainConfig
-
         try:
             stored = to_dict(from_dict(TrainConfig, stored))
         except ConfigError:
