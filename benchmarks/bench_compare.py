@@ -6,7 +6,7 @@ ids and corpus fingerprint (random values: speed does not depend on them). Every
 work folder (default: a temporary one); the user's features/meld is only read.
 
 Measured, all through the compare code path (run_sweep -> run_training):
-  1. one run alone: T+A+V, RLD, seed 0, the paper's config (early stopping), one job -- wall seconds,
+  1. one run alone: T+A+V, RLD, seed 0, configs/<corpus>.yaml (early stopping), one job -- wall seconds,
      epochs run, seconds per epoch;
   2. the same fixed amount of work -- table6 with 1 seed (14 runs) at exactly --epochs epochs each (no
      early stopping, so both sides do identical work) -- with --jobs 1 (baseline) and --jobs N, each
@@ -98,7 +98,7 @@ def main() -> None:
         corpus = make_work_folder(Path(args.features_dir), args.corpus, work / "features")
         numbers: dict = {}
 
-        # 1. one run alone, paper config
+        # 1. one run alone, the shipped config
         seconds, table = timed_sweep(corpus, work / "one", 1, only="t+a+v_rld_seed0", preset="table6",
                                      modalities="t,a,v", seeds=[0], targets=["rld"])
         run = next(r for r in table["runs"] if r["name"] == "t+a+v_rld_seed0")
@@ -134,7 +134,7 @@ def main() -> None:
             numbers["full_implied_speedup"] = numbers["full_serial_equivalent_s"] / seconds
 
         rows = [
-            ["one run alone (T+A+V, RLD, paper config)", f"{numbers['one_run']['wall_s']:.1f} s",
+            ["one run alone (T+A+V, RLD, shipped config)", f"{numbers['one_run']['wall_s']:.1f} s",
              f"{numbers['one_run']['epochs']} epochs, {numbers['one_run']['s_per_epoch']:.2f} s/epoch"],
             [f"{subset_runs} runs x {args.epochs} epochs, --jobs 1", f"{med[1]:.1f} s", f"median of {args.repeats}"],
             [f"{subset_runs} runs x {args.epochs} epochs, --jobs {args.jobs}", f"{med[args.jobs]:.1f} s",

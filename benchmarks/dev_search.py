@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -61,12 +61,13 @@ def main() -> None:
 
     candidates = [parse_candidate(c) for c in args.candidate]
     targets = args.targets.split(",")
-    jobs = [(name, overrides, t, s) for name, overrides in candidates for t in targets for s in range(args.seeds)]
+    # Seed-major order: if the search is cut short, every candidate has its first seeds.
+    jobs = [(name, overrides, t, s) for s in range(args.seeds) for name, overrides in candidates for t in targets]
     started = time.perf_counter()
     runs = []
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(one_run, args.corpus, n, o, t, s, args.features_dir, args.out) for n, o, t, s in jobs]
-        for future in futures:
+        for future in as_completed(futures):
             run = future.result()
             runs.append(run)
             print(f"{run['candidate']:>16} {run['target']:>7} seed {run['seed']}: dev W-F1 "

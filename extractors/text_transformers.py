@@ -44,7 +44,8 @@ class TransformersTextConfig(ExtractorConfig):
     batch_size: int = 64  # most utterances per forward pass
     max_tokens: int = 4096  # most padded tokens (utterances x longest) per forward pass
     max_length: int = 512  # tokens per input, special tokens and context included
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
+    # auto = float32 on every device: bf16 autocast measured slower than fp32 on an H200 (docs/extraction.md).
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     context: int = 0  # previous utterances of the dialogue fed as left context
     speaker_prefix: bool = False  # encode the current utterance as "Speaker: text"
 
@@ -163,13 +164,7 @@ class TransformersTextExtractor(Extractor):
         return folder
 
     def compute_dtype(self) -> str:
-        if self.config.dtype != "auto":
-            return self.config.dtype
-        if self.device.startswith("cuda"):
-            import torch
-
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "float32"
+        return "float32" if self.config.dtype == "auto" else self.config.dtype
 
     def provenance(self) -> dict[str, Any]:
         from mmemolr.store.h5 import library_versions

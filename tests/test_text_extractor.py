@@ -118,7 +118,7 @@ def test_speaker_prefix_is_pooled_with_the_utterance(mean_extractor, minilm_dir,
 
 
 def test_autocast_dtype_gives_close_vectors(mean_extractor, minilm_dir, corpus):
-    """The bf16 autocast path (the CUDA default), run on CPU: close to float32, pooled in float32."""
+    """The bf16 autocast path (dtype=bfloat16), run on CPU: close to float32, pooled in float32."""
     items = list(corpus.utterances())[:6]
     bf16 = TransformersTextExtractor(TransformersTextConfig(model=str(minilm_dir), dtype="bfloat16"))
     assert bf16.provenance()["compute_dtype"] == "bfloat16"
@@ -159,6 +159,11 @@ def test_provenance_hashes_the_weights_and_records_versions(mean_extractor, mini
     assert prov["weights_files"] == ["model.safetensors"]
     assert {"torch", "transformers", "tokenizers"} <= set(prov["versions"])
     assert prov["compute_dtype"] == "float32"
+    # auto is float32 on CUDA too (bf16 autocast measured slower there); bf16 is an explicit choice.
+    on_gpu = TransformersTextExtractor(TransformersTextConfig(model=str(minilm_dir)), device="cuda")
+    assert on_gpu.compute_dtype() == "float32"
+    assert TransformersTextExtractor(TransformersTextConfig(model=str(minilm_dir), dtype="bfloat16"),
+                                     device="cuda").compute_dtype() == "bfloat16"
 
 
 def test_default_output_names(minilm_dir):

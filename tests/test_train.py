@@ -119,16 +119,22 @@ def test_same_seed_same_metrics(features, tmp_path):
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in _metric_rows(tmp_path / "b")]
 
 
+def _kill_at(kill_epoch: int):
+    """An on_epoch_end callback that interrupts training after ``kill_epoch`` (as Ctrl-C would)."""
+
+    def kill(epoch: int, row: dict) -> None:
+        if epoch == kill_epoch:
+            raise KeyboardInterrupt
+
+    return kill
+
+
 def test_resume_after_a_kill_gives_the_same_result(features, tmp_path):
     config = _config("rld", epochs=5)
     whole = run_training(config, tmp_path / "whole", features, progress=False)
 
-    def kill(epoch: int, row: dict) -> None:
-        if epoch == 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        run_training(config, tmp_path / "resumed", features, progress=False, on_epoch_end=kill)
+        run_training(config, tmp_path / "resumed", features, progress=False, on_epoch_end=_kill_at(2))
     assert (tmp_path / "resumed" / "last.pt").exists() and not (tmp_path / "resumed" / "results.json").exists()
     assert len(_metric_rows(tmp_path / "resumed")) == 2
     resumed = run_training(config, tmp_path / "resumed", features, progress=False)
@@ -140,6 +146,51 @@ def test_resume_after_a_kill_gives_the_same_result(features, tmp_path):
     with pytest.raises(ValueError, match=r"another config \(differs in seed\)"):
         run_training(load_config(TrainConfig, None, [], base={**_plain(config), "seed": 7}), tmp_path / "resumed",
                      features, progress=False)
+
+
+def test_weight_average_resumes_and_is_what_best_pt_holds(features, tmp_path):
+    config = _config("rld", epochs=4, ema_decay=0.9)
+    whole = run_training(config, tmp_path / "whole", features, progress=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tmp_path / "resumed", features, progress=False, on_epoch_end=_kill_at(2))
+    assert "ema" in torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    resumed = run_training(config, tmp_path / "resumed", features, progress=False)
+    assert resumed["test"] == whole["test"] and resumed["best_epoch"] == whole["best_epoch"]
+    # best.pt holds the averaged weights that were scored at the best epoch (results are recomputed from it).
+    best_row = _metric_rows(tmp_path / "whole")[whole["best_epoch"] - 1]
+    assert whole["valid"]["weighted_f1"] == pytest.approx(best_row["valid_weighted_f1"])
+    # The averaged weights are scored: the same seed without averaging gives other dev scores.
+    plain = run_training(_config("rld", epochs=4), tmp_path / "plain", features, progress=False)
+    assert [r["valid_loss"] for r in _metric_rows(tmp_path / "plain")] != [
+        r["valid_loss"] for r in _metric_rows(tmp_path / "whole")]
+    assert plain["test"] != whole["test"] or plain["valid"] != whole["valid"]
+    with pytest.raises(ConfigError, match="optim.ema_decay must be in"):
+        check_train_config(load_config(TrainConfig, None, ["optim.ema_decay=1.0"]))
+
+
+def test_weight_average_arithmetic():
+    from mmemolr.train.ema import WeightAverage, swapped_in
+
+    layer = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    average = WeightAverage(layer, decay=0.5)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    average.update(layer)  # first step: decay min(0.5, 1/10) = 0.1 -> 0.9
+    assert average.average["weight"].item() == pytest.approx(0.9)
+    for _ in range(20):
+        average.update(layer)
+    assert average.average["weight"].item() == pytest.approx(1.0, abs=1e-5)
+    with torch.no_grad():
+        layer.weight.fill_(3.0)
+    with swapped_in(layer, average) as swapped:
+        assert swapped.weight.item() == pytest.approx(1.0, abs=1e-5)
+    assert layer.weight.item() == 3.0
+    restored = WeightAverage(layer, decay=0.5)
+    restored.load_state_dict(average.state_dict())
+    assert restored.steps == 21 and restored.average["weight"].item() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_a_config_stored_before_a_key_existed_still_matches(tmp_path):

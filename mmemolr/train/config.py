@@ -48,6 +48,9 @@ class OptimConfig:
     max_epochs: int = 60
     patience: int = 10  # early stopping on validation weighted F1
     grad_clip: float | None = None
+    # Score, keep and test a moving average of the weights (mmemolr.train.ema); null: the weights as
+    # trained (the paper). A decay per optimizer step, e.g. 0.998 (about 8 MELD epochs of 65 steps).
+    ema_decay: float | None = None
     bucket: bool = True  # batch dialogues of similar length together (random among equal lengths)
     eval_batch_dialogues: int = 64
 
@@ -105,5 +108,7 @@ def check_train_config(config: TrainConfig) -> None:
             problems.append(f"optim.{key} must be at least 1, got {getattr(config.optim, key)}")
     if config.optim.grad_clip is not None and config.optim.grad_clip <= 0:
         problems.append(f"optim.grad_clip must be positive or null, got {config.optim.grad_clip}")
+    if config.optim.ema_decay is not None and not 0.0 < config.optim.ema_decay < 1.0:
+        problems.append(f"optim.ema_decay must be in (0, 1) or null, got {config.optim.ema_decay}")
     if problems:
         raise ConfigError("invalid training config: " + "; ".join(problems))

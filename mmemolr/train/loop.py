@@ -12,12 +12,13 @@ import torch.nn.functional as F
 from mmemolr.fuse import DialogueIndex, FusedData, iterate_batches
 from mmemolr.train.build import EmoLRModel
 from mmemolr.train.config import OptimConfig
+from mmemolr.train.ema import WeightAverage
 
 
 def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[DialogueIndex],
                 optimizer: torch.optim.Optimizer, optim: OptimConfig, generator: torch.Generator,
-                device: torch.device, bar=None) -> float:
-    """Train on ``dialogues`` once; returns the mean loss per utterance."""
+                device: torch.device, bar=None, average: WeightAverage | None = None) -> float:
+    """Train on ``dialogues`` once (updating ``average`` after each step); returns the mean loss per utterance."""
     model.train()
     total, count = 0.0, 0
     params = [p for p in model.parameters() if p.requires_grad]
@@ -31,6 +32,8 @@ def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[Dialogue
         if optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         n = int(labels.numel())
         total += float(loss.item()) * n
         count += n

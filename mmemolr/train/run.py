@@ -27,6 +27,7 @@ from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
+from mmemolr.train.ema import WeightAverage, swapped_in
 from mmemolr.train.loop import evaluate, train_epoch
 from mmemolr.train.metrics import classification_metrics, summary
 
@@ -62,6 +63,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     train, dev = data.split("train"), data.split("dev")
     model = build_model(config, data.input_dim, len(data.labels)).to(device)
     optimizer = make_optimizer(model, config)
+    average = WeightAverage(model, config.optim.ema_decay) if config.optim.ema_decay else None
 
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False,
@@ -73,6 +75,8 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])
         set_rng_state(ckpt["rng"])
+        if average is not None:
+            average.load_state_dict(ckpt["ema"])
         state = ckpt["state"]
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
     else:
@@ -85,8 +89,10 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
         while not state["stopped"] and state["epoch"] < config.optim.max_epochs:
             epoch = state["epoch"] + 1
             t0 = time.perf_counter()
-            train_loss = train_epoch(model, data, train, optimizer, config.optim, generator, device)
-            valid = evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
+            train_loss = train_epoch(model, data, train, optimizer, config.optim, generator, device,
+                                     average=average)
+            with swapped_in(model, average):
+                valid = evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
             scores = classification_metrics(valid.gold, valid.pred, data.labels)
             row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
                    "valid_accuracy": scores["accuracy"], "valid_weighted_f1": scores["weighted_f1"],
@@ -95,15 +101,18 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
             state["epoch"] = epoch
             if scores["weighted_f1"] > state["best_score"]:
                 state.update(best_score=scores["weighted_f1"], best_epoch=epoch, bad_epochs=0)
-                save_checkpoint(_weights(model), run_dir / rundir.BEST)
+                save_checkpoint(average.weights() if average is not None else _weights(model),
+                                run_dir / rundir.BEST)
             else:
                 state["bad_epochs"] += 1
             if state["bad_epochs"] >= config.optim.patience:
                 state["stopped"] = True
             rundir.write_metrics(run_dir, state["history"])
-            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "generator": generator.get_state(), "rng": rng_state(), "state": state},
-                            run_dir / rundir.LAST)
+            last = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(), "rng": rng_state(), "state": state}
+            if average is not None:
+                last["ema"] = average.state_dict()
+            save_checkpoint(last, run_dir / rundir.LAST)
             bar.update(1)
             bar.set_postfix(loss=f"{train_loss:.4f}", valid_wf1=f"{scores['weighted_f1']:.4f}",
                             best=f"{state['best_score']:.4f}@{state['best_epoch']}")

@@ -1,0 +1,145 @@
+"""Check the CUDA path on a machine with a GPU: text extraction in bf16 and fp32, training on the GPU.
+
+Runs the same commands a user types (``python -m mmemolr extract|train``) on a prepared corpus and
+prints one table:
+- extraction of the whole corpus on cuda with ``dtype=float32`` and ``dtype=bfloat16`` (wall seconds,
+  utterances/s, the second run of each so the model is loaded and kernels are warm), and how far the
+  bf16 vectors are from the fp32 ones (cosine per utterance, and dev weighted F1 of a logistic regression
+  trained on each: the figure that matters downstream);
+- optionally, against reference vectors extracted elsewhere (``--reference FILE.h5``, e.g. on a CPU);
+- training runs on cuda (seconds per epoch, best epoch, dev and test weighted F1), with ``--cpu`` the same
+  run on the CPU for comparison.
+
+  python benchmarks/cuda_check.py --corpus meld --model PATH/all-MiniLM-L6-v2 --targets onehot,rld
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+def run(cmd: list[str]) -> float:
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def load(path: Path) -> tuple[list[str], np.ndarray]:
+    with h5py.File(path, "r") as f:
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in f["ids"][:]]
+        return ids, f["features"][:].astype(np.float32)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+
+
+def lr_dev_wf1(features_dir: Path, corpus: str, vectors: np.ndarray, ids: list[str]) -> float:
+    """Logistic regression (C=1) on train, weighted F1 on dev: a downstream check of the vectors."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    from mmemolr.corpus import load_prepared
+
+    prepared = load_prepared(features_dir / corpus)
+    row = {uid: k for k, uid in enumerate(ids)}
+    split = {s: [u for u in prepared.utterances() if u.split == s and u.label] for s in ("train", "dev")}
+    x = {s: vectors[[row[u.id] for u in us]] for s, us in split.items()}
+    y = {s: [u.label for u in us] for s, us in split.items()}
+    mean, std = x["train"].mean(0), x["train"].std(0) + 1e-6
+    model = LogisticRegression(C=1.0, max_iter=2000).fit((x["train"] - mean) / std, y["train"])
+    return float(f1_score(y["dev"], model.predict((x["dev"] - mean) / std), average="weighted"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="meld")
+    parser.add_argument("--features-dir", type=Path, default=Path("features"))
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--reference", type=Path, help="feature file of the same corpus extracted elsewhere")
+    parser.add_argument("--targets", default="onehot,rld")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu", action="store_true", help="also train each target on the CPU")
+    parser.add_argument("--out", type=Path, default=Path("runs/cuda_check"))
+    parser.add_argument("--skip-extract", action="store_true")
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of this script without a GPU")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training overrides")
+    args = parser.parse_args()
+
+    import torch
+
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SystemExit("torch sees no CUDA device: this check needs a GPU (or --device cpu for a dry run)")
+        gpu = torch.cuda.get_device_name(0)
+        print(f"torch {torch.__version__}, {gpu}, bf16 supported: {torch.cuda.is_bf16_supported()}", flush=True)
+    else:
+        gpu = "none (dry run)"
+    mm = [sys.executable, "-m", "mmemolr"]
+    name = Path(args.model).name
+    side = args.out / "features"
+    side.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str]] = []
+    summary: dict = {"gpu": gpu, "torch": torch.__version__}
+
+    if not args.skip_extract:
+        # Beside the run folders, not in --features-dir: training reads the corpus's own text file there.
+        files = {"float32": side / f"text-{name}-fp32.h5", "bfloat16": side / f"text-{name}-bf16.h5"}
+        for dtype, path in files.items():
+            seconds = []
+            for _ in range(2):  # the second run is the one reported: model cached on disk, kernels warm
+                path.unlink(missing_ok=True)
+                seconds.append(run([*mm, "extract", "--corpus", args.corpus, "--features-dir", str(args.features_dir),
+                                    "--modality", "text", "--model", args.model, "--device", args.device,
+                                    "--out", str(path), "--no-progress", f"dtype={dtype}"]))
+            ids, vectors = load(path)
+            summary[f"extract_{dtype}_s"] = seconds
+            rows.append((f"extract {dtype} (whole process, 2nd run)",
+                         f"{seconds[1]:.1f} s, {len(ids) / seconds[1]:.0f} utt/s (1st run {seconds[0]:.1f} s)"))
+        ids32, v32 = load(files["float32"])
+        ids16, v16 = load(files["bfloat16"])
+        assert ids32 == ids16
+        cos = cosine(v32, v16)
+        rows.append(("bf16 vs fp32: cosine per utterance", f"min {cos.min():.5f}, median {np.median(cos):.6f}"))
+        wf1 = {d: lr_dev_wf1(args.features_dir, args.corpus, v, ids32) for d, v in (("fp32", v32), ("bf16", v16))}
+        rows.append(("logistic regression dev W-F1", f"fp32 {wf1['fp32'] * 100:.2f}, bf16 {wf1['bf16'] * 100:.2f}"))
+        summary.update(cos_min=float(cos.min()), cos_median=float(np.median(cos)), lr_dev_wf1=wf1)
+        if args.reference:
+            ref_ids, ref = load(args.reference)  # may hold a subset of the corpus
+            here = {uid: k for k, uid in enumerate(ids32)}
+            rows_here = [here[u] for u in ref_ids]
+            for label, v in (("fp32", v32), ("bf16", v16)):
+                c = cosine(ref, v[rows_here])
+                rows.append((f"reference vs {args.device} {label}: cosine ({len(ref_ids)} utt.)",
+                             f"min {c.min():.5f}, median {np.median(c):.6f}"))
+
+    for target in args.targets.split(","):
+        for device in [args.device, "cpu"] if args.cpu and args.device != "cpu" else [args.device]:
+            folder = args.out / f"t-{target}-seed{args.seed}-{device}"
+            seconds = run([*mm, "train", "--corpus", args.corpus, "--features-dir", str(args.features_dir),
+                           "--modalities", "t", "--target", target, "--seed", str(args.seed), "--device", device,
+                           "--out", str(folder), "--quiet", *args.set])
+            res = json.loads((folder / "results.json").read_text())
+            summary[f"train_{target}_{device}"] = {k: res[k] for k in ("seconds_per_epoch", "best_epoch", "epochs_run",
+                                                                          "device")}
+            rows.append((f"train {target} on {res['device']}",
+                         f"{res['seconds_per_epoch']:.2f} s/epoch, {res['epochs_run']} epochs, best {res['best_epoch']}, "
+                         f"dev W-F1 {res['valid']['weighted_f1'] * 100:.2f}, test W-F1 "
+                         f"{res['test']['weighted_f1'] * 100:.2f}, {seconds:.0f} s in all"))
+
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
