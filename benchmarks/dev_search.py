@@ -9,6 +9,9 @@ once (benchmarks/real_check_train.py --set ...).
   .venv/bin/python benchmarks/dev_search.py --corpus meld --seeds 3 --targets onehot \\
       --candidate base: --candidate skip:model.skip=true --candidate lr3e-4:optim.lr=3e-4,optim.weight_decay=1e-5
 
+The first candidate is the reference: every other row also gives its dev W-F1 difference paired by seed
+(mean ± std of the differences, paired t-test p).
+
 Runs already complete under --out are reused; summary_dev.json / summary_dev.md are written beside them.
 """
 
@@ -21,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+from mmemolr.compare.stats import paired_test
 from mmemolr.config import load_config
 from mmemolr.fileio import write_json_atomic, write_text_atomic
 from mmemolr.tables import format_markdown, format_table, mean_std_pct
@@ -46,6 +50,17 @@ def one_run(corpus: str, name: str, overrides: list[str], target: str, seed: int
     # Dev only: the test metrics stay in the run folder, unread by this script.
     return {"candidate": name, "target": target, "seed": seed, "valid": results["valid"],
             "best_epoch": results["best_epoch"], "epochs_run": results["epochs_run"]}
+
+
+def paired_wf1(runs: list[dict], name: str, reference: str, target: str) -> str:
+    """Dev W-F1 of ``name`` minus ``reference``, paired by seed: mean ± std of the differences (t-test p)."""
+    by_seed = {c: {r["seed"]: r["valid"]["weighted_f1"] * 100 for r in runs if r["candidate"] == c
+                   and r["target"] == target} for c in (name, reference)}
+    test = paired_test(by_seed[name], by_seed[reference])
+    if test["diff_std"] is None:
+        return ""
+    p = f"{test['p']:.3f}" if test["p"] is not None else "n/a"
+    return f"{test['diff_mean']:+.2f} ± {test['diff_std']:.2f} ({p})"
 
 
 def main() -> None:
@@ -74,13 +89,16 @@ def main() -> None:
                   f"{run['valid']['weighted_f1'] * 100:.2f} (epoch {run['best_epoch']} of {run['epochs_run']})",
                   flush=True)
 
-    headers = ["candidate", "overrides", "target", "runs", "dev W-F1 %", "dev acc %", "dev macro-F1 %", "best epoch"]
+    reference = candidates[0][0]
+    headers = ["candidate", "overrides", "target", "runs", "dev W-F1 %", f"Δ vs {reference} (p)", "dev acc %",
+               "dev macro-F1 %", "best epoch"]
     rows = []
     for name, overrides in candidates:
         for t in targets:
             rs = [r for r in runs if r["candidate"] == name and r["target"] == t]
             rows.append([name, " ".join(overrides) or "(config as shipped)", t, len(rs),
                          mean_std_pct([r["valid"]["weighted_f1"] for r in rs]),
+                         paired_wf1(runs, name, reference, t) if name != reference else "",
                          mean_std_pct([r["valid"]["accuracy"] for r in rs]),
                          mean_std_pct([r["valid"]["macro_f1"] for r in rs]),
                          f"{statistics.mean(r['best_epoch'] for r in rs):.1f}"])
