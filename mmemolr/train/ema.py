@@ -8,8 +8,16 @@ not dominated by the random initial weights. Not in the EmoLR paper (docs/traini
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
+
+
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state_dict (what checkpoints hold)."""
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
 class WeightAverage:
@@ -20,49 +28,38 @@ class WeightAverage:
             raise ValueError(f"ema decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.steps = 0
-        self.average = {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-    def _float_pairs(self, module: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        current = module.state_dict()
-        keys = [k for k, v in self.average.items() if v.is_floating_point()]
-        return [self.average[k] for k in keys], [current[k].detach() for k in keys]
+        live = module.state_dict()  # tensors that share storage with the module's own
+        # Integer buffers (none today) are not averaged: the entry is the module's live tensor itself.
+        self.average = {k: v.detach().clone() if v.is_floating_point() else v for k, v in live.items()}
+        keys = [k for k, v in live.items() if v.is_floating_point()]
+        self._averaged = [self.average[k] for k in keys]
+        self._live = [live[k].detach() for k in keys]
 
     @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
+    def update(self) -> None:
+        """After an optimizer step of the module given at construction."""
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        averages, weights = self._float_pairs(module)
-        torch._foreach_lerp_(averages, weights, 1.0 - decay)
-        for key, value in module.state_dict().items():  # integer buffers (none today) follow the module
-            if not value.is_floating_point():
-                self.average[key].copy_(value)
+        torch._foreach_lerp_(self._averaged, self._live, 1.0 - decay)
         self.steps += 1
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "average": {k: v.detach().cpu().clone() for k, v in self.average.items()}}
+        return {"steps": self.steps, "average": cpu_copy(self.average)}
 
     def load_state_dict(self, state: dict) -> None:
         self.steps = int(state["steps"])
         for key, value in state["average"].items():
             self.average[key].copy_(value)
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The averaged state_dict, on the CPU (for best.pt)."""
-        return {k: v.detach().cpu().clone() for k, v in self.average.items()}
 
-
-class swapped_in:
-    """Context manager: the module holds the averaged weights inside, its own weights again after."""
-
-    def __init__(self, module: nn.Module, average: WeightAverage | None) -> None:
-        self.module, self.average, self.saved = module, average, None
-
-    def __enter__(self) -> nn.Module:
-        if self.average is not None:
-            self.saved = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            self.module.load_state_dict(self.average.average)
-        return self.module
-
-    def __exit__(self, *exc) -> None:
-        if self.saved is not None:
-            self.module.load_state_dict(self.saved)
-            self.saved = None
+@contextmanager
+def swapped_in(module: nn.Module, average: WeightAverage | None) -> Iterator[nn.Module]:
+    """Inside, the module holds the averaged weights (if any); its own weights again after."""
+    if average is None:
+        yield module
+        return
+    saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    module.load_state_dict(average.average)
+    try:
+        yield module
+    finally:
+        module.load_state_dict(saved)

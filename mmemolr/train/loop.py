@@ -33,7 +33,7 @@ def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[Dialogue
             torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
         optimizer.step()
         if average is not None:
-            average.update(model)
+            average.update()
         n = int(labels.numel())
         total += float(loss.item()) * n
         count += n

@@ -27,7 +27,7 @@ from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
-from mmemolr.train.ema import WeightAverage, swapped_in
+from mmemolr.train.ema import WeightAverage, cpu_copy, swapped_in
 from mmemolr.train.loop import evaluate, train_epoch
 from mmemolr.train.metrics import classification_metrics, summary
 
@@ -101,8 +101,8 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
             state["epoch"] = epoch
             if scores["weighted_f1"] > state["best_score"]:
                 state.update(best_score=scores["weighted_f1"], best_epoch=epoch, bad_epochs=0)
-                save_checkpoint(average.weights() if average is not None else _weights(model),
-                                run_dir / rundir.BEST)
+                best = average.average if average is not None else model.state_dict()
+                save_checkpoint(cpu_copy(best), run_dir / rundir.BEST)
             else:
                 state["bad_epochs"] += 1
             if state["bad_epochs"] >= config.optim.patience:
@@ -180,7 +180,3 @@ def write_test_outputs(run_dir: Path, prepared: PreparedData, test, refined_name
         texts=[utts[uid].text for uid in ids] if has_text else None,
     )
     rundir.write_states(run_dir / rundir.STATES, ids, test.gold, test.pred, test.emotion)
-
-
-def _weights(model: EmoLRModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

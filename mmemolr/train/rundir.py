@@ -124,8 +124,9 @@ def check_same_config(run_dir: Path, stored: dict | None, wanted: dict) -> None:
             pass  # a key this version does not know: compared as stored, so it shows in the message
         if stored == wanted:
             return
-        diffs = [key for key in _flat(wanted) if _flat(stored).get(key) != _flat(wanted)[key]]
-        diffs += [key for key in _flat(stored) if key not in _flat(wanted)]
+        flat_stored, flat_wanted = _flat(stored), _flat(wanted)
+        diffs = [key for key, value in flat_wanted.items() if flat_stored.get(key) != value]
+        diffs += [key for key in flat_stored if key not in flat_wanted]
         raise ValueError(f"{run_dir} holds a run with another config (differs in {', '.join(diffs) or 'layout'}); "
                          "choose another --out folder or delete that one")
 
