@@ -240,6 +240,18 @@ def test_evaluate_recomputes_and_predict_labels_a_corpus(features, tmp_path):
     assert "lcm_neutral" in (run_dir / "predictions.csv").read_text().splitlines()[0]
 
 
+@pytest.mark.parametrize("target", ["rld", "lcm"])
+def test_bidirectional_predictor_trains_with_a_refining_target_and_evaluates(features, tmp_path, target):
+    run_dir = tmp_path / "run"
+    config = _config(target, epochs=2)
+    config.model.bidirectional = True
+    stored = run_training(config, run_dir, features, progress=False)
+    state = torch.load(run_dir / "best.pt", weights_only=True)
+    assert "predictor.backward_cells.gru_c.weight_hh" in state
+    assert state["predictor.classifier.weight"].shape[1] == 2 * config.model.hidden
+    assert compare_metrics(stored, evaluate_run(run_dir)) == []
+
+
 def test_predict_refuses_features_from_another_extractor(features, tmp_path):
     from train_helpers import write_features
 

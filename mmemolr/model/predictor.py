@@ -8,6 +8,12 @@
 With ``skip=True`` (not in the paper; off by default) the classifier reads e_t ⊕ u_t, so the utterance
 vector reaches it directly as well as through the recurrences.
 
+With ``bidirectional=True`` (not in the paper; DialogueRNN's BiDialogueRNN) a second, independent set of
+the three GRUs and the attention runs over each dialogue from its last utterance to its first, and every
+state is the concatenation of the two directions' states (2D wide): the classifier reads e_t^→ ⊕ e_t^←,
+and the refinement module reads s^→ ⊕ s^← and c^→ ⊕ c^←. Each utterance is then classified with the
+whole dialogue in view (the usual offline ERC setting), not just what was said before it.
+
 The batch of dialogues is processed at once; the only Python loop is over time steps. The GRUs are
 plain ``nn.GRUCell`` modules (their state_dicts are the usual ones) but the gate arithmetic is written
 out so that (a) the ``u_t`` part of every GRU input, and the attention query, are computed for all
@@ -53,10 +59,104 @@ def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return torch.lerp(n, h, z)  # (1 - z) * n + z * h
 
 
+class DialogueCells(nn.Module):
+    """The weights of one direction: GRU_C, GRU_S, GRU_E and the attention's W_α."""
+
+    def __init__(self, utt_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.gru_c = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
+        self.gru_s = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ att_t
+        self.gru_e = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
+        # q_t = u_t^T W_α, so that the attention score of c_i is q_t · c_i.
+        self.att = nn.Linear(utt_dim, hidden, bias=False)
+
+
+def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor, attention: bool,
+           trace: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Run one direction over the steps of ``u`` (B, T, du).
+
+    ``onehot`` (T, B, P) is the speaking party, zero on padded steps; ``valid`` (T, B, 1) is True on real
+    steps. Returns context, speaker, emotion (B, T, D) and, with ``trace``, party states (B, T, P, D).
+    """
+    b, t_max, du = u.shape
+    d = cells.gru_c.hidden_size
+    p = onehot.shape[-1]
+    wc, we, ws = cells.gru_c.weight_ih, cells.gru_e.weight_ih, cells.gru_s.weight_ih
+    # Everything that depends on u_t only, for all steps in one product: (T, B, 10D), time-major.
+    w_u = torch.cat([wc[:, :du], we[:, :du], ws[:, :du], cells.att.weight], 0)
+    b_u = torch.cat([cells.gru_c.bias_ih, cells.gru_e.bias_ih, cells.gru_s.bias_ih, cells.att.weight.new_zeros(d)])
+    pre = torch.addmm(b_u, u.transpose(0, 1).reshape(t_max * b, du), w_u.t()).view(t_max, b, 10 * d)
+    pre_ce = pre[..., : 6 * d].reshape(t_max, b, 2, 3 * d).transpose(1, 2)  # (T, 2, B, 3D)
+    pre_s = pre[..., 6 * d: 9 * d]
+    query = pre[..., 9 * d:]
+
+    w_sp = torch.cat([wc[:, du:], we[:, du:]], 0).t()  # s_{p,t-1} -> both GRU_C and GRU_E inputs
+    w_hh = torch.stack([cells.gru_c.weight_hh.t(), cells.gru_e.weight_hh.t()])  # (2, D, 3D)
+    b_hh = torch.stack([cells.gru_c.bias_hh, cells.gru_e.bias_hh]).unsqueeze(1)  # (2, 1, 3D)
+    w_s_att, w_s_hh, b_s_hh = ws[:, du:].t(), cells.gru_s.weight_hh.t(), cells.gru_s.bias_hh
+
+    # unbind once: indexing [t] inside the loop would make backward zero-fill a full-size
+    # gradient per step (quadratic in T); unbind's backward is a single stack.
+    pre_ce_t, pre_s_t, query_t = pre_ce.unbind(0), pre_s.unbind(0), query.unsqueeze(-1).unbind(0)
+    onehot_t, valid_t = onehot.unbind(0), valid.unbind(0)
+    speaks_t = (onehot > 0).unsqueeze(-1).unbind(0)  # (B, P, 1) per step
+
+    h = u.new_zeros(2, b, d)  # [c; e]
+    parties = u.new_zeros(b, p, d)
+    history: list[torch.Tensor] = []
+    out_ce, out_s, trace_states = [], [], []
+    for t in range(t_max):
+        # The party state is read as a product with the speaker's one-hot and written where it is 1,
+        # so a padded step reads zeros and writes nothing.
+        s_prev = torch.bmm(onehot_t[t].unsqueeze(1), parties).squeeze(1)  # (B, D)
+        gi = pre_ce_t[t] + (s_prev @ w_sp).view(b, 2, 3 * d).transpose(0, 1)
+        gh = torch.baddbmm(b_hh, h, w_hh)
+        h_new = _gru(gi, gh, h)
+        if not history:
+            att = u.new_zeros(b, d)
+        elif attention:
+            ctx = torch.stack(history, 1)  # (B, t, D): c_0 .. c_{t-1}
+            alpha = torch.softmax(torch.bmm(ctx, query_t[t]), dim=1)  # (B, t, 1)
+            att = (alpha * ctx).sum(1)
+        else:
+            att = history[-1]
+        gi_s = pre_s_t[t] + att @ w_s_att
+        gh_s = torch.addmm(b_s_hh, s_prev, w_s_hh)
+        s_new = _gru(gi_s, gh_s, s_prev)
+        parties = torch.where(speaks_t[t], s_new.unsqueeze(1), parties)
+        h = torch.where(valid_t[t], h_new, h)
+        history.append(h[0])
+        out_ce.append(h)
+        out_s.append(s_new)
+        if trace:
+            trace_states.append(parties)
+    if not t_max:
+        empty = u.new_zeros(b, 0, d)
+        return empty, empty, empty, None
+    ce = torch.stack(out_ce, 2)  # (2, B, T, D)
+    party_states = torch.stack(trace_states, 1) if trace else None
+    return ce[0], torch.stack(out_s, 1), ce[1], party_states
+
+
+def reverse_steps(tensor: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse the first ``lengths[b]`` steps of every dialogue b of ``tensor`` (B, T, ...); padding stays.
+
+    Its own inverse, so it also maps the backward direction's outputs back to the original order.
+    """
+    b, t_max = tensor.shape[:2]
+    steps = torch.arange(t_max, device=tensor.device).expand(b, t_max)
+    index = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)
+    index = index.view(b, t_max, *([1] * (tensor.dim() - 2))).expand_as(tensor)
+    return tensor.gather(1, index)
+
+
 class EmotionPredictor(nn.Module):
+    """state_dict keys: gru_c, gru_s, gru_e, att (forward direction), ``backward_cells.*`` when bidirectional,
+    proj (optional) and classifier."""
+
     def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, input_proj: int | None = None,
                  dropout: float = 0.5, attention: bool = True, input_dropout: float = 0.0,
-                 skip: bool = False) -> None:
+                 skip: bool = False, bidirectional: bool = False) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.hidden = hidden
@@ -65,84 +165,44 @@ class EmotionPredictor(nn.Module):
         self.proj = nn.Linear(input_dim, input_proj) if input_proj else None
         du = input_proj or input_dim
         self.utt_dim = du
-        self.gru_c = nn.GRUCell(du + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
-        self.gru_s = nn.GRUCell(du + hidden, hidden)  # input u_t ⊕ att_t
-        self.gru_e = nn.GRUCell(du + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
-        # q_t = u_t^T W_α, so that the attention score of c_i is q_t · c_i.
-        self.att = nn.Linear(du, hidden, bias=False)
+        # The forward direction's cells live on the predictor itself (the state_dict keys of
+        # unidirectional checkpoints), the backward direction's in a submodule.
+        forward_cells = DialogueCells(du, hidden)
+        self.gru_c, self.gru_s, self.gru_e, self.att = (forward_cells.gru_c, forward_cells.gru_s,
+                                                        forward_cells.gru_e, forward_cells.att)
+        self.backward_cells = DialogueCells(du, hidden) if bidirectional else None
         self.dropout = nn.Dropout(dropout)
         self.skip = skip
-        self.classifier = nn.Linear(hidden + du if skip else hidden, n_classes)
+        self.classifier = nn.Linear(self.state_dim + du if skip else self.state_dim, n_classes)
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.backward_cells is not None
+
+    @property
+    def state_dim(self) -> int:
+        """Width of the context, speaker and emotion states (2D when bidirectional)."""
+        return 2 * self.hidden if self.bidirectional else self.hidden
 
     def forward(self, x: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor,
                 n_parties: int | None = None, trace: bool = False) -> PredictorOutput:
-        """``x`` (B, T, F), ``speakers`` (B, T) party index, ``mask`` (B, T) True on real steps."""
-        b, t_max, _ = x.shape
-        d, du = self.hidden, self.utt_dim
+        """``x`` (B, T, F), ``speakers`` (B, T) party index, ``mask`` (B, T) True on real steps, which come
+        first in each row (dialogues are padded at the end)."""
         u = self.input_dropout(x)
         u = self.proj(u) if self.proj is not None else u
         p = int(n_parties) if n_parties is not None else int(speakers.max().item()) + 1 if speakers.numel() else 1
-
-        wc, we, ws = self.gru_c.weight_ih, self.gru_e.weight_ih, self.gru_s.weight_ih
-        # Everything that depends on u_t only, for all steps in one product: (T, B, 10D), time-major.
-        w_u = torch.cat([wc[:, :du], we[:, :du], ws[:, :du], self.att.weight], 0)
-        b_u = torch.cat([self.gru_c.bias_ih, self.gru_e.bias_ih, self.gru_s.bias_ih, self.att.weight.new_zeros(d)])
-        pre = torch.addmm(b_u, u.transpose(0, 1).reshape(t_max * b, du), w_u.t()).view(t_max, b, 10 * d)
-        pre_ce = pre[..., : 6 * d].reshape(t_max, b, 2, 3 * d).transpose(1, 2)  # (T, 2, B, 3D)
-        pre_s = pre[..., 6 * d: 9 * d]
-        query = pre[..., 9 * d:]
-
-        w_sp = torch.cat([wc[:, du:], we[:, du:]], 0).t()  # s_{p,t-1} -> both GRU_C and GRU_E inputs
-        w_hh = torch.stack([self.gru_c.weight_hh.t(), self.gru_e.weight_hh.t()])  # (2, D, 3D)
-        b_hh = torch.stack([self.gru_c.bias_hh, self.gru_e.bias_hh]).unsqueeze(1)  # (2, 1, 3D)
-        w_s_att, w_s_hh, b_s_hh = ws[:, du:].t(), self.gru_s.weight_hh.t(), self.gru_s.bias_hh
-
-        # One-hot of the speaking party, zero on padded steps: the party state is read as a product
-        # with it and written where it is 1, so a padded step reads zeros and writes nothing.
-        onehot = (F.one_hot(speakers.clamp(min=0), p).to(x.dtype) * mask.unsqueeze(-1)).transpose(0, 1)
+        onehot = F.one_hot(speakers.clamp(min=0), p).to(x.dtype) * mask.unsqueeze(-1)  # (B, T, P)
         valid = mask.transpose(0, 1).unsqueeze(-1)  # (T, B, 1)
-
-        # unbind once: indexing [t] inside the loop would make backward zero-fill a full-size
-        # gradient per step (quadratic in T); unbind's backward is a single stack.
-        pre_ce_t, pre_s_t, query_t = pre_ce.unbind(0), pre_s.unbind(0), query.unsqueeze(-1).unbind(0)
-        onehot_t, valid_t = onehot.unbind(0), valid.unbind(0)
-        speaks_t = (onehot > 0).unsqueeze(-1).unbind(0)  # (B, P, 1) per step
-
-        h = x.new_zeros(2, b, d)  # [c; e]
-        parties = x.new_zeros(b, p, d)
-        history: list[torch.Tensor] = []
-        out_ce, out_s, trace_states = [], [], []
-        for t in range(t_max):
-            oh = onehot_t[t]
-            s_prev = torch.bmm(oh.unsqueeze(1), parties).squeeze(1)  # (B, D)
-            gi = pre_ce_t[t] + (s_prev @ w_sp).view(b, 2, 3 * d).transpose(0, 1)
-            gh = torch.baddbmm(b_hh, h, w_hh)
-            h_new = _gru(gi, gh, h)
-            if not history:
-                att = x.new_zeros(b, d)
-            elif self.attention:
-                ctx = torch.stack(history, 1)  # (B, t, D): c_0 .. c_{t-1}
-                alpha = torch.softmax(torch.bmm(ctx, query_t[t]), dim=1)  # (B, t, 1)
-                att = (alpha * ctx).sum(1)
-            else:
-                att = history[-1]
-            gi_s = pre_s_t[t] + att @ w_s_att
-            gh_s = torch.addmm(b_s_hh, s_prev, w_s_hh)
-            s_new = _gru(gi_s, gh_s, s_prev)
-            parties = torch.where(speaks_t[t], s_new.unsqueeze(1), parties)
-            h = torch.where(valid_t[t], h_new, h)
-            history.append(h[0])
-            out_ce.append(h)
-            out_s.append(s_new)
+        context, speaker, emotion, party_states = _recur(self, u, onehot.transpose(0, 1), valid,
+                                                         self.attention, trace)
+        if self.backward_cells is not None:
+            lengths = mask.sum(1)
+            rev_u, rev_onehot = reverse_steps(u, lengths), reverse_steps(onehot, lengths)
+            back = _recur(self.backward_cells, rev_u, rev_onehot.transpose(0, 1), valid, self.attention, trace)
+            context, speaker, emotion = (torch.cat([fwd, reverse_steps(bwd, lengths)], -1)
+                                         for fwd, bwd in zip((context, speaker, emotion), back[:3]))
             if trace:
-                trace_states.append(parties)
-        if t_max:
-            ce = torch.stack(out_ce, 2)  # (2, B, T, D)
-            context, emotion = ce[0], ce[1]
-            speaker = torch.stack(out_s, 1)
-        else:
-            context = emotion = speaker = x.new_zeros(b, 0, d)
+                party_states = torch.cat([party_states, reverse_steps(back[3], lengths)], -1)
         features = torch.cat([emotion, u], -1) if self.skip else emotion
         logits = self.classifier(self.dropout(features))
-        party_states = torch.stack(trace_states, 1) if trace and trace_states else None
         return PredictorOutput(logits, context, speaker, emotion, party_states)

@@ -20,6 +20,8 @@ class ModelConfig:
     attention: bool = True  # attention over the context history (eq. 3); off: the last context state
     label_dim: int = 100  # size of the learned label embeddings of the refinement module
     skip: bool = False  # classifier reads e_t ⊕ u_t instead of e_t (not in the paper)
+    # A second set of GRUs reads each dialogue backwards; states are both directions' (not in the paper).
+    bidirectional: bool = False
     # Append one 0/1 column per modality saying whether its vector is real (missing ones are zeros).
     availability_input: bool = True
 
