@@ -109,3 +109,15 @@ def test_rld_kl_loss_trains_predictor_and_refiner_jointly():
     z = target.distribution(out, labels).detach()
     manual = (z * (z.log() - F.log_softmax(out.logits, -1))).sum(-1).mean()
     assert torch.allclose(loss, manual, atol=1e-5)
+
+
+def test_rld_anchor_adds_the_negative_log_of_the_gold_label_under_rld():
+    _, out, labels = _outputs()
+    plain, anchored = _target("rld"), _target("rld", rld_anchor=0.5)
+    anchored.load_state_dict(plain.state_dict())
+    rld = plain.refined(out)
+    assert torch.allclose(rld.sum(-1), torch.ones(len(labels)), atol=1e-5)
+    kl = F.kl_div(F.log_softmax(out.logits, -1), plain.distribution(out, labels), reduction="batchmean")
+    assert torch.allclose(plain.loss(out, labels), kl, atol=1e-6)
+    nll = -torch.log(rld[torch.arange(len(labels)), labels]).mean()
+    assert torch.allclose(anchored.loss(out, labels), kl + 0.5 * nll, atol=1e-6)

@@ -50,6 +50,8 @@ def test_config_range_checks():
         check_train_config(load_config(TrainConfig, None, ["model.dropout=1.5"]))
     with pytest.raises(ConfigError, match="target.name='nope' is not a known target"):
         check_train_config(load_config(TrainConfig, None, ["target.name=nope"]))
+    with pytest.raises(ConfigError, match="target.rld_anchor must be >= 0"):
+        check_train_config(load_config(TrainConfig, None, ["target.rld_anchor=-1"]))
     with pytest.raises(ConfigError, match="needs sim_speaker or sim_ctx"):
         check_train_config(load_config(TrainConfig, None, ["target.sim_speaker=false", "target.sim_ctx=false"]))
 

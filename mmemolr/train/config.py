@@ -33,6 +33,8 @@ class TargetConfig:
     sim_speaker: bool = True  # rld ablations: -Sim_speaker / -Sim_ctx
     sim_ctx: bool = True
     sim_temperature: float = 1.0  # rld: similarity scores are divided by this before their softmax
+    # rld: weight of an extra loss -log RLD[gold] (not in the paper; 0 = the paper's loss).
+    rld_anchor: float = 0.0
     smoothing: float = 0.1  # ls: epsilon
     lcm_alpha: float = 4.0  # lcm: z = softmax(sim + alpha * y)
     # Where gradients of the KL loss flow through the target distribution z (rld, lcm):
@@ -99,6 +101,8 @@ def check_train_config(config: TrainConfig) -> None:
         problems.append("target rld needs sim_speaker or sim_ctx (both are switched off)")
     if config.target.sim_temperature <= 0:
         problems.append(f"target.sim_temperature must be positive, got {config.target.sim_temperature}")
+    if config.target.rld_anchor < 0:
+        problems.append(f"target.rld_anchor must be >= 0, got {config.target.rld_anchor}")
     if not 0.0 <= config.target.smoothing < 1.0:
         problems.append(f"target.smoothing must be in [0, 1), got {config.target.smoothing}")
     if config.optim.lr <= 0:
