@@ -18,17 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from mmemolr.tables import format_table
-from mmemolr.train.data import load_training_data
-from mmemolr.train.inference import load_run
+from mmemolr.train.inference import load_run, load_run_data
 from mmemolr.train.loop import evaluate
 
 
 def refined_on_dev(run_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     run = load_run(run_dir)
-    features = {code: info["path"] for code, info in run.results["feature_files"].items()}
-    corpus_ref = run.results.get("corpus_dir") or run.config.corpus
-    prepared = load_training_data(corpus_ref, run.config.modalities, features, Path(corpus_ref).parent,
-                                  run.config.model.availability_input, norm=run.norm, labels=run.labels)
+    prepared = load_run_data(run)
     result = evaluate(run.model, prepared.data, prepared.data.split("dev"), run.config.optim.eval_batch_dialogues,
                       run.device, refined=True)
     if result.refined is None:

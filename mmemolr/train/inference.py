@@ -57,9 +57,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     return LoadedRun(run_dir, config, results, norm, model, dev)
 
 
-def evaluate_run(run_dir: str | Path, device: str = "cpu") -> dict[str, Any]:
-    """Recompute dev and test metrics of a run from best.pt and the feature files it was trained on."""
-    run = load_run(run_dir, device)
+def load_run_data(run: LoadedRun) -> PreparedData:
+    """The corpus and feature files a run was trained on, normalised with its training statistics."""
     features = {code: info["path"] for code, info in run.results["feature_files"].items()}
     corpus_ref = run.results.get("corpus_dir") or run.config.corpus
     prepared = load_training_data(corpus_ref, run.config.modalities, features, Path(corpus_ref).parent,
@@ -67,6 +66,13 @@ def evaluate_run(run_dir: str | Path, device: str = "cpu") -> dict[str, Any]:
     if prepared.corpus.fingerprint() != run.results["corpus_fingerprint"]:
         raise ValueError(f"the corpus at {prepared.corpus_folder} has changed since {run.run_dir} was trained "
                          "(fingerprint differs); its metrics cannot be recomputed on it")
+    return prepared
+
+
+def evaluate_run(run_dir: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """Recompute dev and test metrics of a run from best.pt and the feature files it was trained on."""
+    run = load_run(run_dir, device)
+    prepared = load_run_data(run)
     batch = run.config.optim.eval_batch_dialogues
     valid = evaluate(run.model, prepared.data, prepared.data.split("dev"), batch, run.device)
     test = evaluate(run.model, prepared.data, prepared.data.split("test"), batch, run.device)
