@@ -39,8 +39,7 @@ class Target(nn.Module):
 
     def loss(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
         """Mean over utterances of KL(z ‖ softmax(logits))."""
-        z = self.distribution(out, labels)
-        return F.kl_div(F.log_softmax(out.logits, dim=-1), z, reduction="batchmean")
+        return kl_to(out.logits, self.distribution(out, labels))
 
     def states(self, tensor: torch.Tensor) -> torch.Tensor:
         """A predictor state as the target module reads it (cut from the graph unless gradient=both)."""
@@ -49,6 +48,11 @@ class Target(nn.Module):
     def finish(self, z: torch.Tensor) -> torch.Tensor:
         """z as the loss sees it: a constant when gradient=detach."""
         return z.detach() if self.config.gradient == "detach" else z
+
+
+def kl_to(logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mean over utterances of KL(z ‖ softmax(logits))."""
+    return F.kl_div(F.log_softmax(logits, dim=-1), z, reduction="batchmean")
 
 
 def register_target(cls: type[Target]) -> type[Target]:

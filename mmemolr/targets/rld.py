@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from mmemolr.model.predictor import PredictorOutput
 from mmemolr.model.refinement import LabelRefinement
-from mmemolr.targets.base import Target, register_target
+from mmemolr.targets.base import Target, kl_to, register_target
 from mmemolr.train.config import TargetConfig
 
 
@@ -40,7 +40,7 @@ class RefinedLabels(Target):
 
     def loss(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
         rld = self.refined(out)
-        loss = F.kl_div(F.log_softmax(out.logits, dim=-1), self._target(rld, labels), reduction="batchmean")
+        loss = kl_to(out.logits, self._target(rld, labels))
         if self.config.rld_anchor:
             # RLD must also name the gold label on its own: a signal from outside the predictor's
             # output, against the self-consistent constant RLD that the KL term alone settles on.
