@@ -9,7 +9,8 @@ step on concatenated inputs, speaker states gathered and scattered with indexing
 to the longest dialogue, plain Adam. Ours: batch-vectorised predictor with the u_t input products hoisted
 out of the time loop, length-bucketed batches, fused Adam.
 
-  .venv/bin/python benchmarks/bench_train.py [--epochs 5] [--threads 2] [--features-dir features]
+  .venv/bin/python benchmarks/bench_train.py [--epochs 5] [--threads 2] [--features-dir features] \
+      [--set model.emotion_speaker=updated]
 
 Prints median seconds per epoch (train), the ratio baseline/ours, evaluation time of the dev split and
 peak RSS. Run it on an otherwise idle machine for numbers worth quoting.
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmemolr.config import load_config
 from mmemolr.corpus import Corpus, corpus_dir, load_corpus, load_prepared
 from mmemolr.fuse import ZNorm, build_fused, load_feature_files, resolve_feature_files
 from mmemolr.fuse.batches import collate
@@ -132,8 +134,7 @@ def load_data(name: str, features_dir: Path) -> tuple[FusedData, str]:
 def bench(name: str, args: argparse.Namespace) -> list:
     data, source = load_data(name, Path(args.features_dir))
     train, dev = data.split("train"), data.split("dev")
-    config = TrainConfig(corpus=name)
-    config.target.name = args.target
+    config = load_config(TrainConfig, None, [f"corpus={name}", f"target.name={args.target}", *args.set])
     device = torch.device("cpu")
 
     torch.manual_seed(0)
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     parser.add_argument("--target", default="rld", help="training target of ours (rld costs a little more)")
     parser.add_argument("--features-dir", default="features")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override of ours (e.g. model.emotion_speaker=updated); default: paper settings")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     rows = [bench(name, args) for name in args.corpora.split(",")]
@@ -180,7 +183,8 @@ def main() -> None:
         ["corpus", "features", "train dialogues", "train utterances", "ours s/epoch", "baseline s/epoch",
          "speed-up", "dev eval s"], rows,
         title=f"training epoch, D=150, batch 16 dialogues, target {args.target}, {threads} thread(s), "
-              f"median of {args.epochs} (baseline {args.baseline_epochs}) epochs"))
+              f"median of {args.epochs} (baseline {args.baseline_epochs}) epochs"
+              + (f", ours with {' '.join(args.set)}" if args.set else "")))
     print(f"peak RSS: {peak_gib:.2f} GiB")
 
 

@@ -43,6 +43,7 @@ def test_overrides():
         ("target.gradient=sideways", r"target.gradient: 'sideways' is not one of"),
         ("optim.max_epochs=1.5", r"optim.max_epochs: expected an integer, got 1.5"),
         ("model.attention=maybe", r"model.attention: expected true or false"),
+        ("model.emotion_speaker=next", r"model.emotion_speaker: 'next' is not one of"),
         ("nonsense", r"must look like key=value"),
     ],
 )

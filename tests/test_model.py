@@ -9,9 +9,9 @@ from mmemolr.model import EmotionPredictor, LabelRefinement
 from mmemolr.model.predictor import reverse_steps
 
 
-def reference(model, x: torch.Tensor, speakers: list[int]) -> tuple[torch.Tensor, ...]:
+def reference(model, x: torch.Tensor, speakers: list[int], updated: bool = False) -> tuple[torch.Tensor, ...]:
     """EmoLR eqs. 2-5 for one dialogue, written directly with the GRUCells of ``model`` (a predictor, or
-    the backward direction's cells, which have the same names)."""
+    the backward direction's cells, which have the same names). ``updated``: GRU_E reads s_{p,t}."""
     d = model.gru_c.hidden_size
     c, e = torch.zeros(1, d), torch.zeros(1, d)
     parties: dict[int, torch.Tensor] = {}
@@ -27,7 +27,7 @@ def reference(model, x: torch.Tensor, speakers: list[int]) -> tuple[torch.Tensor
         else:
             att = torch.zeros(1, d)
         s_new = model.gru_s(torch.cat([u, att], 1), s_prev)
-        e = model.gru_e(torch.cat([u, s_prev], 1), e)
+        e = model.gru_e(torch.cat([u, s_new if updated else s_prev], 1), e)
         parties[p] = s_new
         history.append(c)
         cs.append(c)
@@ -53,8 +53,35 @@ def test_matches_reference_equations():
         assert torch.allclose(got, want, atol=1e-5)
 
 
-def test_padded_steps_do_not_leak():
-    model = _model()
+def test_emotion_reading_the_updated_speaker_state_matches_its_equations():
+    model = _model(emotion_speaker="updated")
+    x = torch.randn(7, 6)
+    speakers = [0, 1, 0, 2, 2, 1, 0]
+    out = model(x[None], torch.tensor([speakers]), torch.ones(1, 7, dtype=torch.bool))
+    logits, c, s, e = reference(model, x, speakers, updated=True)
+    for got, want in ((out.logits[0], logits), (out.context[0], c), (out.speaker[0], s), (out.emotion[0], e)):
+        assert torch.allclose(got, want, atol=1e-5)
+    # The same weights with the paper's eq. 5 give other emotion states (the option is not a no-op) ...
+    model.emotion_speaker = "previous"
+    paper = model(x[None], torch.tensor([speakers]), torch.ones(1, 7, dtype=torch.bool))
+    assert not torch.allclose(paper.emotion[0], e, atol=1e-3)
+    assert torch.allclose(paper.context[0], c, atol=1e-6)
+    # ... and with "updated" the first prediction already depends on the attention's path (GRU_S).
+    model.emotion_speaker = "updated"
+    with torch.no_grad():
+        model.gru_s.bias_ih.add_(1.0)
+    moved = model(x[None], torch.tensor([speakers]), torch.ones(1, 7, dtype=torch.bool))
+    assert not torch.allclose(moved.logits[0, 0], out.logits[0, 0], atol=1e-4)
+
+
+def test_emotion_speaker_is_validated():
+    with pytest.raises(ValueError, match="emotion_speaker"):
+        _model(emotion_speaker="next")
+
+
+@pytest.mark.parametrize("emotion_speaker", ["previous", "updated"])
+def test_padded_steps_do_not_leak(emotion_speaker):
+    model = _model(emotion_speaker=emotion_speaker)
     short, long = torch.randn(3, 6), torch.randn(8, 6)
     alone = model(short[None], torch.tensor([[0, 1, 0]]), torch.ones(1, 3, dtype=torch.bool))
     x = torch.zeros(2, 8, 6)
@@ -70,7 +97,7 @@ def test_padded_steps_do_not_leak():
     # After the dialogue ends its states stay as they were.
     assert torch.equal(batched.context[0, 3:], batched.context[0, 2:3].expand(5, -1))
     assert torch.equal(batched.party_states[0, 3:], batched.party_states[0, 2:3].expand(5, -1, -1))
-    ref = reference(model, long, speakers[1].tolist())
+    ref = reference(model, long, speakers[1].tolist(), updated=emotion_speaker == "updated")
     assert torch.allclose(batched.logits[1], ref[0], atol=1e-5)
 
 

@@ -254,6 +254,19 @@ def test_bidirectional_predictor_trains_with_a_refining_target_and_evaluates(fea
     assert compare_metrics(stored, evaluate_run(run_dir)) == []
 
 
+def test_emotion_reading_the_updated_speaker_state_trains_and_evaluates(features, tmp_path):
+    from mmemolr.train.build import build_model
+
+    run_dir = tmp_path / "run"
+    config = _config("rld", epochs=2)
+    config.model.emotion_speaker = "updated"
+    config.model.bidirectional = True
+    assert build_model(config, input_dim=4, n_classes=3).predictor.emotion_speaker == "updated"
+    stored = run_training(config, run_dir, features, progress=False)
+    assert "emotion_speaker: updated" in (run_dir / "config.yaml").read_text()
+    assert compare_metrics(stored, evaluate_run(run_dir)) == []
+
+
 def test_predict_refuses_features_from_another_extractor(features, tmp_path):
     from train_helpers import write_features
 

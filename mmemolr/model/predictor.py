@@ -5,6 +5,11 @@
   s_{p,t} = GRU_S(s_{p,t-1}, u_t ⊕ att_t)                     only the speaking party p is updated
   e_t     = GRU_E(e_{t-1}, u_t ⊕ s_{p,t-1})                   emotion, then dropout and a linear classifier
 
+With ``emotion_speaker="updated"`` (not in the EmoLR paper; DialogueRNN's emotion GRU reads the updated
+state) the emotion GRU reads u_t ⊕ s_{p,t}: the speaker's state after this utterance's update, which
+carries the attention over the context history into the prediction of the same utterance. With the
+paper's ``"previous"`` the attention at step t first reaches a prediction at the speaker's next turn.
+
 With ``skip=True`` (not in the paper; off by default) the classifier reads e_t ⊕ u_t, so the utterance
 vector reaches it directly as well as through the recurrences.
 
@@ -24,6 +29,7 @@ same inputs, run as one batched product per step. Padded steps leave every state
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +65,18 @@ def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return torch.lerp(n, h, z)  # (1 - z) * n + z * h
 
 
+def _attend(history: list[torch.Tensor], query: torch.Tensor, attention: bool, b: int, d: int) -> torch.Tensor:
+    """att_t over c_0 .. c_{t-1} (``history``), query (B, D, 1); zeros at t = 0; the last state without
+    attention."""
+    if not history:
+        return query.new_zeros(b, d)
+    if not attention:
+        return history[-1]
+    ctx = torch.stack(history, 1)  # (B, t, D): c_0 .. c_{t-1}
+    alpha = torch.softmax(torch.bmm(ctx, query), dim=1)  # (B, t, 1)
+    return (alpha * ctx).sum(1)
+
+
 class DialogueCells(nn.Module):
     """The weights of one direction: GRU_C, GRU_S, GRU_E and the attention's W_α."""
 
@@ -72,11 +90,14 @@ class DialogueCells(nn.Module):
 
 
 def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor, attention: bool,
-           trace: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+           trace: bool, emotion_reads_updated: bool = False,
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run one direction over the steps of ``u`` (B, T, du).
 
     ``onehot`` (T, B, P) is the speaking party, zero on padded steps; ``valid`` (T, B, 1) is True on real
     steps. Returns context, speaker, emotion (B, T, D) and, with ``trace``, party states (B, T, P, D).
+    ``emotion_reads_updated``: GRU_E reads s_{p,t} instead of s_{p,t-1} (then it runs after GRU_S, on its
+    own, and GRU_C is batched with GRU_S instead).
     """
     b, t_max, du = u.shape
     d = cells.gru_c.hidden_size
@@ -91,6 +112,15 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
     query = pre[..., 9 * d:]
 
     w_sp = torch.cat([wc[:, du:], we[:, du:]], 0).t()  # s_{p,t-1} -> both GRU_C and GRU_E inputs
+    if emotion_reads_updated:
+        # GRU_E needs s_{p,t}, so it runs last, alone; GRU_C and GRU_S are independent within a step
+        # (the attention reads c_0 .. c_{t-1} only) and run as one batched product instead.
+        pre_cs_t = torch.stack([pre[..., : 3 * d], pre[..., 6 * d: 9 * d]], 1).unbind(0)  # (2, B, 3D) per step
+        pre_e_t = pre[..., 3 * d: 6 * d].unbind(0)
+        w_in_cs = torch.stack([wc[:, du:].t(), ws[:, du:].t()])  # s_{p,t-1} -> GRU_C, att_t -> GRU_S
+        w_hh_cs = torch.stack([cells.gru_c.weight_hh.t(), cells.gru_s.weight_hh.t()])
+        b_hh_cs = torch.stack([cells.gru_c.bias_hh, cells.gru_s.bias_hh]).unsqueeze(1)
+        w_sp_e, w_e_hh, b_e_hh = we[:, du:].t(), cells.gru_e.weight_hh.t(), cells.gru_e.bias_hh
     w_hh = torch.stack([cells.gru_c.weight_hh.t(), cells.gru_e.weight_hh.t()])  # (2, D, 3D)
     b_hh = torch.stack([cells.gru_c.bias_hh, cells.gru_e.bias_hh]).unsqueeze(1)  # (2, 1, 3D)
     w_s_att, w_s_hh, b_s_hh = ws[:, du:].t(), cells.gru_s.weight_hh.t(), cells.gru_s.bias_hh
@@ -109,20 +139,22 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
         # The party state is read as a product with the speaker's one-hot and written where it is 1,
         # so a padded step reads zeros and writes nothing.
         s_prev = torch.bmm(onehot_t[t].unsqueeze(1), parties).squeeze(1)  # (B, D)
-        gi = pre_ce_t[t] + (s_prev @ w_sp).view(b, 2, 3 * d).transpose(0, 1)
-        gh = torch.baddbmm(b_hh, h, w_hh)
-        h_new = _gru(gi, gh, h)
-        if not history:
-            att = u.new_zeros(b, d)
-        elif attention:
-            ctx = torch.stack(history, 1)  # (B, t, D): c_0 .. c_{t-1}
-            alpha = torch.softmax(torch.bmm(ctx, query_t[t]), dim=1)  # (B, t, 1)
-            att = (alpha * ctx).sum(1)
+        if emotion_reads_updated:
+            att = _attend(history, query_t[t], attention, b, d)
+            hidden_cs = torch.stack([h[0], s_prev])
+            gi = torch.baddbmm(pre_cs_t[t], torch.stack([s_prev, att]), w_in_cs)
+            cs_new = _gru(gi, torch.baddbmm(b_hh_cs, hidden_cs, w_hh_cs), hidden_cs)
+            s_new = cs_new[1]
+            e_new = _gru(torch.addmm(pre_e_t[t], s_new, w_sp_e), torch.addmm(b_e_hh, h[1], w_e_hh), h[1])
+            h_new = torch.stack([cs_new[0], e_new])
         else:
-            att = history[-1]
-        gi_s = pre_s_t[t] + att @ w_s_att
-        gh_s = torch.addmm(b_s_hh, s_prev, w_s_hh)
-        s_new = _gru(gi_s, gh_s, s_prev)
+            gi = pre_ce_t[t] + (s_prev @ w_sp).view(b, 2, 3 * d).transpose(0, 1)
+            gh = torch.baddbmm(b_hh, h, w_hh)
+            h_new = _gru(gi, gh, h)
+            att = _attend(history, query_t[t], attention, b, d)
+            gi_s = pre_s_t[t] + att @ w_s_att
+            gh_s = torch.addmm(b_s_hh, s_prev, w_s_hh)
+            s_new = _gru(gi_s, gh_s, s_prev)
         parties = torch.where(speaks_t[t], s_new.unsqueeze(1), parties)
         h = torch.where(valid_t[t], h_new, h)
         history.append(h[0])
@@ -156,8 +188,12 @@ class EmotionPredictor(nn.Module):
 
     def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, input_proj: int | None = None,
                  dropout: float = 0.5, attention: bool = True, input_dropout: float = 0.0,
-                 skip: bool = False, bidirectional: bool = False) -> None:
+                 skip: bool = False, bidirectional: bool = False,
+                 emotion_speaker: Literal["previous", "updated"] = "previous") -> None:
         super().__init__()
+        if emotion_speaker not in ("previous", "updated"):
+            raise ValueError(f"emotion_speaker must be 'previous' or 'updated', not {emotion_speaker!r}")
+        self.emotion_speaker = emotion_speaker
         self.input_dim = input_dim
         self.hidden = hidden
         self.attention = attention
@@ -193,12 +229,14 @@ class EmotionPredictor(nn.Module):
         p = int(n_parties) if n_parties is not None else int(speakers.max().item()) + 1 if speakers.numel() else 1
         onehot = F.one_hot(speakers.clamp(min=0), p).to(x.dtype) * mask.unsqueeze(-1)  # (B, T, P)
         valid = mask.transpose(0, 1).unsqueeze(-1)  # (T, B, 1)
+        updated = self.emotion_speaker == "updated"
         context, speaker, emotion, party_states = _recur(self, u, onehot.transpose(0, 1), valid,
-                                                         self.attention, trace)
+                                                         self.attention, trace, updated)
         if self.backward_cells is not None:
             lengths = mask.sum(1)
             rev_u, rev_onehot = reverse_steps(u, lengths), reverse_steps(onehot, lengths)
-            back = _recur(self.backward_cells, rev_u, rev_onehot.transpose(0, 1), valid, self.attention, trace)
+            back = _recur(self.backward_cells, rev_u, rev_onehot.transpose(0, 1), valid, self.attention, trace,
+                          updated)
             context, speaker, emotion = (torch.cat([fwd, reverse_steps(bwd, lengths)], -1)
                                          for fwd, bwd in zip((context, speaker, emotion), back[:3]))
             if trace:

@@ -22,7 +22,8 @@ def build_model(config: TrainConfig, input_dim: int, n_classes: int) -> EmoLRMod
     m = config.model
     predictor = EmotionPredictor(input_dim, n_classes, hidden=m.hidden, input_proj=m.input_proj,
                                  dropout=m.dropout, attention=m.attention,
-                                 input_dropout=m.input_dropout, skip=m.skip, bidirectional=m.bidirectional)
+                                 input_dropout=m.input_dropout, skip=m.skip, bidirectional=m.bidirectional,
+                                 emotion_speaker=m.emotion_speaker)
     # The target modules read the predictor's states, 2D wide when it is bidirectional.
     target = build_target(config.target, n_classes, predictor.state_dim, m.label_dim)
     return EmoLRModel(predictor, target)

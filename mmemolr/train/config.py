@@ -22,6 +22,9 @@ class ModelConfig:
     skip: bool = False  # classifier reads e_t ⊕ u_t instead of e_t (not in the paper)
     # A second set of GRUs reads each dialogue backwards; states are both directions' (not in the paper).
     bidirectional: bool = False
+    # Which speaker state GRU_E reads: previous = s_{p,t-1} (the paper's eq. 5), updated = s_{p,t}, after
+    # this utterance's update (DialogueRNN's emotion GRU; not in the EmoLR paper).
+    emotion_speaker: Literal["previous", "updated"] = "previous"
     # Append one 0/1 column per modality saying whether its vector is real (missing ones are zeros).
     availability_input: bool = True
 
