@@ -23,7 +23,8 @@ The batch of dialogues is processed at once; the only Python loop is over time s
 plain ``nn.GRUCell`` modules (their state_dicts are the usual ones) but the gate arithmetic is written
 out so that (a) the ``u_t`` part of every GRU input, and the attention query, are computed for all
 steps in one matrix product before the loop, and (b) the context and emotion GRUs, which read the
-same inputs, run as one batched product per step. Padded steps leave every state unchanged.
+same inputs, run as one batched product per step (with ``emotion_speaker="updated"`` the context and
+speaker GRUs, which are then the independent pair). Padded steps leave every state unchanged.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class DialogueCells(nn.Module):
         super().__init__()
         self.gru_c = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
         self.gru_s = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ att_t
-        self.gru_e = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
+        self.gru_e = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1} (or s_{p,t}, "updated")
         # q_t = u_t^T W_α, so that the attention score of c_i is q_t · c_i.
         self.att = nn.Linear(utt_dim, hidden, bias=False)
 
@@ -107,11 +108,9 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
     w_u = torch.cat([wc[:, :du], we[:, :du], ws[:, :du], cells.att.weight], 0)
     b_u = torch.cat([cells.gru_c.bias_ih, cells.gru_e.bias_ih, cells.gru_s.bias_ih, cells.att.weight.new_zeros(d)])
     pre = torch.addmm(b_u, u.transpose(0, 1).reshape(t_max * b, du), w_u.t()).view(t_max, b, 10 * d)
-    pre_ce = pre[..., : 6 * d].reshape(t_max, b, 2, 3 * d).transpose(1, 2)  # (T, 2, B, 3D)
-    pre_s = pre[..., 6 * d: 9 * d]
-    query = pre[..., 9 * d:]
-
-    w_sp = torch.cat([wc[:, du:], we[:, du:]], 0).t()  # s_{p,t-1} -> both GRU_C and GRU_E inputs
+    query_t = pre[..., 9 * d:].unsqueeze(-1).unbind(0)
+    # unbind once: indexing [t] inside the loop would make backward zero-fill a full-size
+    # gradient per step (quadratic in T); unbind's backward is a single stack.
     if emotion_reads_updated:
         # GRU_E needs s_{p,t}, so it runs last, alone; GRU_C and GRU_S are independent within a step
         # (the attention reads c_0 .. c_{t-1} only) and run as one batched product instead.
@@ -121,13 +120,14 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
         w_hh_cs = torch.stack([cells.gru_c.weight_hh.t(), cells.gru_s.weight_hh.t()])
         b_hh_cs = torch.stack([cells.gru_c.bias_hh, cells.gru_s.bias_hh]).unsqueeze(1)
         w_sp_e, w_e_hh, b_e_hh = we[:, du:].t(), cells.gru_e.weight_hh.t(), cells.gru_e.bias_hh
-    w_hh = torch.stack([cells.gru_c.weight_hh.t(), cells.gru_e.weight_hh.t()])  # (2, D, 3D)
-    b_hh = torch.stack([cells.gru_c.bias_hh, cells.gru_e.bias_hh]).unsqueeze(1)  # (2, 1, 3D)
-    w_s_att, w_s_hh, b_s_hh = ws[:, du:].t(), cells.gru_s.weight_hh.t(), cells.gru_s.bias_hh
-
-    # unbind once: indexing [t] inside the loop would make backward zero-fill a full-size
-    # gradient per step (quadratic in T); unbind's backward is a single stack.
-    pre_ce_t, pre_s_t, query_t = pre_ce.unbind(0), pre_s.unbind(0), query.unsqueeze(-1).unbind(0)
+    else:
+        # GRU_C and GRU_E read the same s_{p,t-1}: one batched product.
+        pre_ce_t = pre[..., : 6 * d].reshape(t_max, b, 2, 3 * d).transpose(1, 2).unbind(0)  # (2, B, 3D) per step
+        pre_s_t = pre[..., 6 * d: 9 * d].unbind(0)
+        w_sp = torch.cat([wc[:, du:], we[:, du:]], 0).t()  # s_{p,t-1} -> both GRU_C and GRU_E inputs
+        w_hh = torch.stack([cells.gru_c.weight_hh.t(), cells.gru_e.weight_hh.t()])  # (2, D, 3D)
+        b_hh = torch.stack([cells.gru_c.bias_hh, cells.gru_e.bias_hh]).unsqueeze(1)  # (2, 1, 3D)
+        w_s_att, w_s_hh, b_s_hh = ws[:, du:].t(), cells.gru_s.weight_hh.t(), cells.gru_s.bias_hh
     onehot_t, valid_t = onehot.unbind(0), valid.unbind(0)
     speaks_t = (onehot > 0).unsqueeze(-1).unbind(0)  # (B, P, 1) per step
 
