@@ -76,6 +76,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    data = _drop_removed(cls, data, where)
     unknown = [k for k in data if k not in fields]
     if unknown:
         import difflib
@@ -89,6 +90,20 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from None
+
+
+def _drop_removed(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Keys a class lists in ``REMOVED_KEYS`` (name -> the value that meant "off"): dropped when a stored
+    config holds them at that value (older run folders still load), an error naming the key otherwise."""
+    removed: dict[str, Any] = getattr(cls, "REMOVED_KEYS", {})
+    kept = {}
+    for key, value in data.items():
+        if key not in removed:
+            kept[key] = value
+        elif value != removed[key]:
+            raise ConfigError(f"{where}: {_join(where, key)}={value!r} was removed (it measured no gain; "
+                              "docs/training.md says what replaced it); drop the key")
+    return kept
 
 
 def _join(where: str, key: str) -> str:

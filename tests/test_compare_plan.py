@@ -40,8 +40,9 @@ def test_table6_rows_follow_the_paper():
     [
         ("ablation", ["full", "−Sim_speaker", "−Sim_ctx", "−RLD"], "full",
          ["target.name=rld", "target.sim_speaker=false"]),
-        ("label-enhancement", ["one-hot", "LS", "LCM", "RLD"], "one-hot", ["target.name=ls"]),
-        ("eta", [f"η={k}" for k in range(6)], "η=4", ["target.name=rld", "target.eta=1"]),
+        ("label-enhancement", ["one-hot", "LS", "LCM", "RLD paper", "RLD bounded", "RLD supervised"], "one-hot",
+         ["target.name=ls"]),
+        ("eta", [f"η={k}" for k in range(6)], "η=4", ["target.name=rld", "target.combine=eta", "target.eta=1"]),
     ],
 )
 def test_single_setting_presets(preset, rows, baseline, overrides):
@@ -90,6 +91,10 @@ def fake_results(run_dir, test: dict, seed: int, target: str = "rld", modalities
         "test": {**test, "per_class_f1": dict.fromkeys(labels, 0.5), "confusion_matrix": [[1, 0, 0]] * 3,
                  "support": dict.fromkeys(labels, 1)},
         "seconds_total": 1.0, "device": "cpu", "seed": seed,
+        **({"refinement": {"test": {"gold_mass": 0.9, "mode_share": 0.3 + seed / 10, "variation": 0.2,
+                                    "entropy": 0.5, "verdict": "refines" if seed else "static",
+                                    "confusion": [[0.9, 0.05, 0.05]] * 3, "labels": labels}}}
+           if target == "rld" else {}),
     })
 
 
@@ -131,6 +136,11 @@ def test_table_from_run_folders(tmp_path):
     assert f"{100 * np.mean(wf1['rld']):.2f} ± {100 * np.std(wf1['rld'], ddof=1):.2f}" in line
     assert "+3.00" in line and f"{ref.pvalue:.3f}" in line
     assert "[2/3]" in text and "runs complete 11/18" in text
+    # refinement diagnostics: mean over the seeds done, for the refining (RLD) column only
+    assert cells[("T", "RLD")]["refinement"]["mode_share"] == pytest.approx(0.4)
+    assert cells[("T", "RLD")]["refinement"]["verdicts"] == {"refines": 2, "static": 1}
+    assert cells[("T", "one-hot")]["refinement"] is None
+    assert "RLD mode share" in text and "refines 2, static 1" in line and "0.400" in line
     md = (tmp_path / "table.md").read_text()
     assert "| T |" in md and "all-MiniLM-L6-v2" in md and "ttest_rel" in md
     with open(tmp_path / "table.csv", newline="") as fh:

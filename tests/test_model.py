@@ -165,15 +165,40 @@ def test_label_refinement_sources_and_ablations():
         LabelRefinement(3, 5, sim_speaker=False, sim_ctx=False)
 
 
-def test_label_refinement_temperature_divides_the_scores_before_the_softmax():
+def _written_out_rld(module: LabelRefinement, speaker: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """Eqs. 6-11 one utterance at a time, with plain loops over labels (the reference for every form)."""
+    emb = module.label_emb.weight
+    lin1, lin2 = module.encoder[0], module.encoder[2]
+    r = torch.stack([lin2.weight @ torch.tanh(lin1.weight @ emb[k] + lin1.bias) + lin2.bias
+                     for k in range(len(emb))])  # eq. 6: one row per label
+    rows = []
+    for s, c in zip(speaker, context):
+        sims = []
+        for state, own in ((s, "sim_speaker"), (c, "sim_ctx")):
+            layer = getattr(module, own) if module.form == "bounded" else module.sim  # eqs. 7-8
+            score = torch.stack([r[k] @ state for k in range(len(r))]) @ layer.weight.t() + layer.bias
+            sims.append(torch.softmax(score, 0) if module.form == "bounded" else score)
+        h = torch.tanh(torch.stack(sims) @ module.w_f.weight.t())  # eq. 9
+        alpha = torch.softmax((h @ module.v_f.weight.t()).squeeze(-1), 0)  # eq. 10
+        rows.append(alpha[0] * sims[0] + alpha[1] * sims[1])  # eq. 11
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("form", ["paper", "bounded", "supervised"])
+def test_label_refinement_forms_match_the_written_out_equations(form):
     torch.manual_seed(0)
-    speaker, context = torch.randn(4, 5) * 10, torch.randn(4, 5) * 10
-    sharp = LabelRefinement(3, 5, label_dim=8, sim_ctx=False)
-    soft = LabelRefinement(3, 5, label_dim=8, sim_ctx=False, temperature=4.0)
-    soft.load_state_dict(sharp.state_dict())
-    scores = sharp.sim_speaker(speaker @ sharp.label_matrix().t())
-    assert torch.allclose(sharp(speaker, context), torch.softmax(scores, -1), atol=1e-6)
-    assert torch.allclose(soft(speaker, context), torch.softmax(scores / 4.0, -1), atol=1e-6)
+    speaker, context = torch.randn(4, 5) * 3, torch.randn(4, 5) * 3
+    module = LabelRefinement(3, 5, label_dim=8, form=form)
+    assert torch.allclose(module(speaker, context), _written_out_rld(module, speaker, context), atol=1e-5)
+    names = {n for n, _ in module.named_parameters()}
+    if form == "bounded":  # its own W, b per source; first-version parameter names
+        assert {"sim_speaker.weight", "sim_ctx.weight"} <= names and "sim.weight" not in names
+        assert torch.allclose(module(speaker, context).sum(-1), torch.ones(4), atol=1e-5)
+    else:  # one W, b shared by both sources (eqs. 7-8), raw scores: not a distribution
+        assert "sim.weight" in names and "sim_speaker.weight" not in names
+        assert not torch.allclose(module(speaker, context).sum(-1), torch.ones(4), atol=1e-2)
+    with pytest.raises(ValueError, match="unknown refiner form"):
+        LabelRefinement(3, 5, form="nope")
 
 
 def test_reverse_steps_reverses_each_dialogue_within_its_length_and_is_its_own_inverse():

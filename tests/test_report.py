@@ -44,8 +44,9 @@ def test_sweep_report_rebuilds_table_and_figures(sweep, tmp_path, capsys):
     assert "−Sim_speaker" in printed and "Δ W-F1 vs full" in printed
     after = json.loads((sweep / "table.json").read_text())
     assert after["cells"] == before["cells"] and after["comparisons"] == before["comparisons"]
-    for name in ("comparison", "per_class_f1", "confusion", "tsne", "refinement"):
+    for name in ("comparison", "per_class_f1", "confusion", "tsne", "refinement", "learned_confusion"):
         _png(tmp_path / "fig" / f"{name}.png")
+    assert "mode share" in printed and "z[gold]" in printed
     # only the one-hot (-RLD) and full RLD runs go into the t-SNE pair
     runs = [load_run(p) for p in sorted(sweep.iterdir()) if (p / "results.json").exists()]
     onehot, rld = choose_pair(runs)
@@ -57,7 +58,7 @@ def test_run_report_and_chosen_utterances(sweep, tmp_path):
     rows = load_run(run_dir).predictions()
     wanted = [rows[3]["utterance_id"], rows[0]["utterance_id"]]
     made = make_report(run_dir, tmp_path / "fig", utterances=wanted)
-    assert set(made) == {"per_class_f1", "confusion", "tsne", "refinement"}
+    assert set(made) == {"per_class_f1", "confusion", "tsne", "refinement", "learned_confusion"}
     for path in made.values():
         _png(path)
     with pytest.raises(ValueError, match=r"\['nope'\] are not in the test predictions"):
@@ -66,17 +67,20 @@ def test_run_report_and_chosen_utterances(sweep, tmp_path):
     assert "refinement" not in make_report(sweep / "t_onehot_seed0", tmp_path / "fig3", tsne=False)
 
 
-def test_example_choice_prefers_refined_mass_off_gold():
-    labels = ["neutral", "joy", "anger"]
+def test_example_choice_prefers_targets_far_from_their_class_mean():
+    labels = ["neutral", "joy", "anger", "sadness"]
 
     def row(uid, gold, rld):
         return {"utterance_id": uid, "gold": gold, **{f"rld_{lab}": str(p) for lab, p in zip(labels, rld)}}
 
-    rows = [row("a", "joy", [0.1, 0.9, 0.0]), row("b", "joy", [0.4, 0.5, 0.1]), row("c", "anger", [0.15, 0.15, 0.7]),
-            row("d", "neutral", [0.9, 0.02, 0.08]), row("e", "", [0.3, 0.3, 0.4]), row("f", "anger", [0.25, 0.0, 0.75])]
+    rows = [row("a", "joy", [0.05, 0.9, 0.05, 0.0]), row("b", "joy", [0.05, 0.9, 0.05, 0.0]),
+            row("c", "joy", [0.0, 0.9, 0.0, 0.1]),  # the odd one out among the joy targets
+            row("d", "anger", [0.1, 0.0, 0.9, 0.0]), row("e", "anger", [0.05, 0.05, 0.9, 0.0]),
+            row("f", "neutral", [0.9, 0.05, 0.05, 0.0]), row("g", "", [0.3, 0.3, 0.4, 0.0])]
     chosen = [r["utterance_id"] for r in choose_examples(rows, labels, "rld", count=3)]
-    # one per gold class, strongest secondary label first (f beats c though c has more mass off gold)
-    assert chosen == ["b", "f", "d"]
+    # one per gold class, the utterance whose non-gold shape differs most from its class's mean first:
+    # c (TV 0.67 from the joy mean), then d (0.25, tied with e: by id); f is alone in its class (0)
+    assert chosen == ["c", "d", "f"]
 
 
 def test_pairing_needs_same_modalities_and_seed(tmp_path):

@@ -111,13 +111,65 @@ def test_rld_kl_loss_trains_predictor_and_refiner_jointly():
     assert torch.allclose(loss, manual, atol=1e-5)
 
 
-def test_rld_anchor_adds_the_negative_log_of_the_gold_label_under_rld():
+def test_paper_form_is_eq_13_on_raw_scores():
     _, out, labels = _outputs()
-    plain, anchored = _target("rld"), _target("rld", rld_anchor=0.5)
-    anchored.load_state_dict(plain.state_dict())
-    rld = plain.refined(out)
-    assert torch.allclose(rld.sum(-1), torch.ones(len(labels)), atol=1e-5)
-    kl = F.kl_div(F.log_softmax(out.logits, -1), plain.distribution(out, labels), reduction="batchmean")
-    assert torch.allclose(plain.loss(out, labels), kl, atol=1e-6)
-    nll = -torch.log(rld[torch.arange(len(labels)), labels]).mean()
-    assert torch.allclose(anchored.loss(out, labels), kl + 0.5 * nll, atol=1e-6)
+    target = _target("rld", refiner="paper")
+    scores = target.refinement(out.speaker, out.context)
+    y = F.one_hot(labels, C).float()
+    assert torch.allclose(target.distribution(out, labels), torch.softmax(scores + 4.0 * y, -1), atol=1e-6)
+    assert torch.allclose(target.loss(out, labels), F.kl_div(F.log_softmax(out.logits, -1),
+                                                             torch.softmax(scores + 4.0 * y, -1),
+                                                             reduction="batchmean"), atol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_mix_keeps_label_smoothings_gold_mass_and_takes_the_other_shape_from_rld(eps):
+    _, out, labels = _outputs()
+    target = _target("rld", refiner="bounded", combine="mix", smoothing=eps)
+    smooth = _target("ls", smoothing=eps)
+    z = target.distribution(out, labels)
+    gold = z.gather(1, labels[:, None]).squeeze(1)
+    assert torch.allclose(gold, smooth.distribution(out, labels).gather(1, labels[:, None]).squeeze(1))
+    assert torch.allclose(gold, torch.full((10,), 1 - eps + eps / C))
+    assert torch.allclose(z.sum(-1), torch.ones(10), atol=1e-6)
+    rld = target.refined(out)
+    off_rld = rld.scatter(1, labels[:, None], 0.0)
+    off_z = z.scatter(1, labels[:, None], 0.0)
+    # the non-gold part of z is RLD's non-gold part, rescaled to the mass label smoothing gives it
+    assert torch.allclose(off_z, off_rld / off_rld.sum(1, keepdim=True) * eps * (C - 1) / C, atol=1e-6)
+
+
+def test_supervised_refiner_learns_from_the_gold_label_and_its_target_is_detached():
+    model, out, labels = _outputs()
+    target = _target("rld", refiner="supervised", combine="mix", smoothing=0.2)
+    scores = target.refinement(out.speaker, out.context)
+    q = torch.softmax(scores, -1)
+    assert torch.allclose(target.refined(out), q, atol=1e-6)
+    assert not target.distribution(out, labels).requires_grad  # the KL term never trains the refiner
+    z = target.distribution(out, labels)
+    manual = F.kl_div(F.log_softmax(out.logits, -1), z, reduction="batchmean") + F.cross_entropy(scores, labels)
+    loss = target.loss(out, labels)
+    assert torch.allclose(loss, manual, atol=1e-6)
+    loss.backward()
+    assert target.refinement.sim.weight.grad is not None and model.gru_s.weight_hh.grad is not None
+    # eq. 13 with the supervised RLD: softmax(log q + eta y); eta = 0 is plain self-distillation (z = q)
+    y = F.one_hot(labels, C).float()
+    for eta in (0.0, 4.0):
+        eta_target = _target("rld", refiner="supervised", combine="eta", eta=eta)
+        eta_target.load_state_dict(target.state_dict())
+        assert torch.allclose(eta_target.distribution(out, labels), torch.softmax(q.log() + eta * y, -1), atol=1e-5)
+    assert torch.allclose(_with(target, combine="eta", eta=0.0).distribution(out, labels), q, atol=1e-5)
+
+
+def _with(target, **changes):
+    other = _target("rld", **{**{k: getattr(target.config, k) for k in ("refiner", "combine")}, **changes})
+    other.load_state_dict(target.state_dict())
+    return other
+
+
+def test_supervised_refiner_with_gradient_detach_has_no_cross_entropy():
+    _, out, labels = _outputs()
+    target = _target("rld", refiner="supervised", combine="mix", gradient="detach")
+    z = target.distribution(out, labels)
+    assert torch.allclose(target.loss(out, labels), F.kl_div(F.log_softmax(out.logits, -1), z,
+                                                             reduction="batchmean"), atol=1e-6)

@@ -50,8 +50,29 @@ def test_config_range_checks():
         check_train_config(load_config(TrainConfig, None, ["model.dropout=1.5"]))
     with pytest.raises(ConfigError, match="target.name='nope' is not a known target"):
         check_train_config(load_config(TrainConfig, None, ["target.name=nope"]))
-    with pytest.raises(ConfigError, match="target.rld_anchor must be >= 0"):
-        check_train_config(load_config(TrainConfig, None, ["target.rld_anchor=-1"]))
+    with pytest.raises(ConfigError, match="combine=mix needs RLD to be a distribution"):
+        check_train_config(load_config(TrainConfig, None, ["target.refiner=paper", "target.combine=mix"]))
+
+
+def test_a_run_folder_from_before_the_refiner_forms_loads_as_it_was_trained(features, tmp_path):
+    config = _config("rld", epochs=1)
+    config.target.refiner, config.target.combine = "bounded", "eta"
+    run_dir = tmp_path / "run"
+    run_training(config, run_dir, features, progress=False)
+    results = json.loads((run_dir / "results.json").read_text())
+    for key in ("refiner", "combine"):  # as written before these keys existed
+        del results["config"]["target"][key]
+    (run_dir / "results.json").write_text(json.dumps(results))
+    stored = compare_metrics(results, evaluate_run(run_dir))
+    assert stored == []  # same model rebuilt (bounded, eta), same metrics
+
+
+def test_removed_target_keys_load_when_off_and_are_refused_otherwise():
+    # run folders written before sim_temperature / rld_anchor were removed hold them at their "off" values
+    old = load_config(TrainConfig, None, ["target.sim_temperature=1", "target.rld_anchor=0"])
+    assert old == TrainConfig()
+    with pytest.raises(ConfigError, match="target.rld_anchor=0.5 was removed"):
+        load_config(TrainConfig, None, ["target.rld_anchor=0.5"])
     with pytest.raises(ConfigError, match="needs sim_speaker or sim_ctx"):
         check_train_config(load_config(TrainConfig, None, ["target.sim_speaker=false", "target.sim_ctx=false"]))
 

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_prepared_corpus_arg(parser)
     parser.add_argument("--preset", default="table6", choices=PRESETS,
                         help="table6: modality subsets x targets (Table 6); ablation: full, -Sim_speaker, -Sim_ctx, "
-                        "-RLD (Table 2); label-enhancement: RLD vs LS vs LCM vs one-hot (Table 7); eta: eta=0..5 "
+                        "-RLD (Table 2); label-enhancement: one-hot, LS, LCM and each RLD refiner form (Table 7); eta: eta=0..5 "
                         "(Table 9). Default: %(default)s")
     parser.add_argument("--modalities", default="all",
                         help="all (every modality with a feature file) or a list such as t,a,v; table6 uses every "

@@ -24,6 +24,10 @@ TABLE_FILES = ("table.md", "table.csv", "table.json")
 # (results.json key, short name); the printed table shows the first two, CSV/JSON all three.
 METRICS = (("weighted_f1", "W-F1"), ("accuracy", "Acc"), ("macro_f1", "M-F1"))
 SHOWN = 2
+# Refinement diagnostics of the test split (mmemolr.targets.diagnostics), mean over seeds, for the cells of
+# refining targets (rld, lcm): (key, short name).
+DIAGNOSTICS = (("gold_mass", "z[gold]"), ("mode_share", "mode share"), ("specificity", "class spec."),
+               ("variation", "variation"), ("entropy", "H other"))
 
 
 def read_results(run_dir: Path) -> dict | None:
@@ -62,6 +66,7 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
     sweep_dir = Path(sweep_dir)
     values: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
     runs, feature_files, fingerprints = [], {}, set()
+    diag: dict[tuple[str, str], list[dict]] = {}
     for spec in plan.runs:
         run_dir = sweep_dir / spec.name
         results = read_results(run_dir)
@@ -86,10 +91,15 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
             for key, _ in METRICS:
                 if results["test"].get(key) is not None:
                     cell[key][spec.seed] = float(results["test"][key])
+            refined = (results.get("refinement") or {}).get("test")
+            if refined:
+                entry["refinement"] = {k: refined.get(k) for k, _ in DIAGNOSTICS + (("verdict", ""),)}
+                diag.setdefault((spec.row, spec.column), []).append(refined)
         runs.append(entry)
     empty = {k: {} for k, _ in METRICS}
     cells = [
-        {"row": row, "column": col, **{key: summarize(values.get((row, col), empty)[key]) for key, _ in METRICS}}
+        {"row": row, "column": col, **{key: summarize(values.get((row, col), empty)[key]) for key, _ in METRICS},
+         "refinement": _mean_diagnostics(diag.get((row, col), []))}
         for row in plan.rows for col in plan.columns
     ]
     comparisons = []
@@ -117,6 +127,29 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
         "config_path": plan.config_path, "base_overrides": plan.base_overrides,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _mean_diagnostics(per_seed: list[dict]) -> dict[str, Any] | None:
+    """Mean of each diagnostic over seeds, the verdicts counted, the mean learned confusion matrix."""
+    if not per_seed:
+        return None
+    out: dict[str, Any] = {}
+    for key, _ in DIAGNOSTICS:
+        known = [d[key] for d in per_seed if d.get(key) is not None]
+        out[key] = float(sum(known) / len(known)) if known else None
+    verdicts = [d.get("verdict", "?") for d in per_seed]
+    out["verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
+    rows = [d["confusion"] for d in per_seed]
+    out["confusion"] = [
+        None if any(r[g] is None for r in rows) else [sum(r[g][k] for r in rows) / len(rows) for k in range(len(rows[0]))]
+        for g in range(len(rows[0]))
+    ]
+    out["labels"] = per_seed[0].get("labels")
+    return out
+
+
+def _verdict_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {n}" if len(counts) > 1 else v for v, n in counts.items())
 
 
 def _pct(x: float | None) -> str:
@@ -165,6 +198,10 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         against = f"{col} − {table['baseline']}" if by_columns else f"vs {table['baseline']}"
         for _, short in METRICS[:SHOWN]:
             headers += [f"Δ {short} {against}", "p"]
+    refining = [c for c in table["columns"] if any(cells[(r, c)].get("refinement") for r in table["rows"])]
+    for col in refining:
+        headers += [f"{col} {short}" if multi else short for _, short in DIAGNOSTICS]
+        headers.append(f"{col} target" if multi else "target")
     rows = []
     for row in table["rows"]:
         line = [row]
@@ -174,6 +211,10 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             comp = comps.get((row, col))
             for key, _ in METRICS[:SHOWN]:
                 line += [_diff_text(comp[key]), _p_text(comp[key])] if comp else ["", ""]
+        for col in refining:
+            d = cells[(row, col)].get("refinement")
+            line += [("–" if d[key] is None else f"{d[key]:.3f}") for key, _ in DIAGNOSTICS] + \
+                [_verdict_text(d["verdicts"])] if d else [""] * (len(DIAGNOSTICS) + 1)
         rows.append(line)
     return headers, rows
 
@@ -194,7 +235,13 @@ def _describe(table: dict[str, Any]) -> list[str]:
 
 LEGEND = ("Test split at the epoch selected on validation; mean ± std over seeds in %; [k/n]: seeds done. "
           "Δ: mean paired difference (± its std) over the seeds both settings have; p: paired t-test "
-          "(scipy.stats.ttest_rel), * p < 0.05.")
+          "(scipy.stats.ttest_rel), * p < 0.05. Refining targets (rld, lcm), test split, mean over seeds: "
+          "z[gold] = mean target mass on the gold label; mode share = share of utterances whose strongest "
+          "other label is the most common one; class spec. = how much the classes' mean non-gold shapes "
+          "differ (0 = one constant offset for all); variation = mean total-variation "
+          "distance of an utterance's non-gold shape from its class mean (0 = nothing per utterance); "
+          "H other = normalised entropy of the non-gold shape (1 = even, as label smoothing); target = "
+          "verdict per seed (collapsed / smoothing / static / refines; docs/training.md).")
 
 
 def format_text(table: dict[str, Any]) -> str:
@@ -223,6 +270,8 @@ def format_csv(table: dict[str, Any]) -> str:
     for col in comp_cols:
         for _, short in METRICS:
             headers += [f"{col} Δ {short}", f"{col} Δ {short} p"]
+    for col in table["columns"]:
+        headers += [f"{col} {key}" for key, _ in DIAGNOSTICS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
@@ -237,6 +286,9 @@ def format_csv(table: dict[str, Any]) -> str:
             comp = comps.get((row, col))
             for key, _ in METRICS:
                 line += [comp[key]["diff_mean"], comp[key]["p"]] if comp else [None, None]
+        for col in table["columns"]:
+            d = cells[(row, col)].get("refinement")
+            line += [d[key] if d else None for key, _ in DIAGNOSTICS]
         writer.writerow(["" if v is None else v for v in line])
     return buf.getvalue()
 

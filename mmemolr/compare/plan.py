@@ -37,10 +37,20 @@ ABLATION = (
     Variant("rld-no-sim-ctx", "−Sim_ctx", ("target.name=rld", "target.sim_ctx=false")),
     Variant("onehot", "−RLD", ("target.name=onehot",)),
 )
-LABEL_ENHANCEMENT = (target_variant("onehot"), target_variant("ls"), target_variant("lcm"), target_variant("rld"))
+# Every refiner form beside one-hot, label smoothing and LCM. ls and the mix-combined form share
+# target.smoothing, so they put the same mass on the gold label: only the non-gold shape differs.
+REFINER_FORMS = (
+    Variant("rld-paper", "RLD paper", ("target.name=rld", "target.refiner=paper", "target.combine=eta")),
+    Variant("rld-bounded", "RLD bounded", ("target.name=rld", "target.refiner=bounded", "target.combine=eta")),
+    Variant("rld-supervised", "RLD supervised", ("target.name=rld", "target.refiner=supervised",
+                                                 "target.combine=mix")),
+)
+LABEL_ENHANCEMENT = (target_variant("onehot"), target_variant("ls"), target_variant("lcm"), *REFINER_FORMS)
 ETA_VALUES = (0, 1, 2, 3, 4, 5)
 ETA_BASELINE = 4  # the paper's default
-ETA = tuple(Variant(f"rld-eta{k}", f"η={k}", ("target.name=rld", f"target.eta={k}")) for k in ETA_VALUES)
+# Table 9 varies η of eq. 13, so these runs use combine=eta with the base config's refiner form.
+ETA = tuple(Variant(f"rld-eta{k}", f"η={k}", ("target.name=rld", "target.combine=eta", f"target.eta={k}"))
+            for k in ETA_VALUES)
 
 
 @dataclass

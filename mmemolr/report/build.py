@@ -13,6 +13,7 @@ from mmemolr.compare.aggregate import SWEEP_FILE, load_plan, write_tables
 from mmemolr.compare.plan import ETA_BASELINE, SweepPlan
 from mmemolr.report import figures
 from mmemolr.report.runs import RunData, load_run
+from mmemolr.targets.diagnostics import distance_from_class_mean
 
 EXAMPLES = 4
 
@@ -35,7 +36,9 @@ def choose_pair(runs: Sequence[RunData]) -> tuple[RunData | None, RunData | None
             rld[key(r)].append(r)
 
     def best_rld(candidates: list[RunData]) -> RunData:
-        return min(candidates, key=lambda r: abs(float(r.target.get("eta", ETA_BASELINE)) - ETA_BASELINE))
+        # The paper's η, then a run whose target refines (docs/training.md, diagnostics), then by name.
+        return min(candidates, key=lambda r: (abs(float(r.target.get("eta", ETA_BASELINE)) - ETA_BASELINE),
+                                              r.verdict() != "refines", r.path.name))
 
     order = sorted(set(onehot) | set(rld), key=lambda k: (-len(k[0]), k[1]))
     paired = [k for k in order if k in onehot and k in rld]
@@ -48,9 +51,9 @@ def choose_pair(runs: Sequence[RunData]) -> tuple[RunData | None, RunData | None
 
 def choose_examples(rows: list[dict[str, str]], labels: Sequence[str], prefix: str,
                     wanted: Sequence[str] | None = None, count: int = EXAMPLES) -> list[dict[str, str]]:
-    """The rows of ``wanted`` ids, or the utterances whose refined target gives the most probability to a
-    label other than the gold one (a clear secondary emotion), one per gold class so the figure shows
-    several emotions."""
+    """The rows of ``wanted`` ids, or the utterances whose refined target differs most from the mean
+    target of their gold class (what refinement says about this utterance in particular, not about its
+    class), one per gold class so the figure shows several emotions."""
     by_id = {r["utterance_id"]: r for r in rows}
     if wanted:
         missing = [uid for uid in wanted if uid not in by_id]
@@ -58,12 +61,13 @@ def choose_examples(rows: list[dict[str, str]], labels: Sequence[str], prefix: s
             raise ValueError(f"utterance(s) {missing} are not in the test predictions; pick test utterance ids "
                              f"(e.g. {list(by_id)[:3]})")
         return [by_id[uid] for uid in wanted]
-    scored = []
-    for r in rows:
-        if r.get("gold") in labels:
-            secondary = max(float(r[f"{prefix}_{lab}"]) for lab in labels if lab != r["gold"])
-            scored.append((secondary, r["utterance_id"], r))
-    scored.sort(key=lambda s: (-s[0], s[1]))
+    labelled = [r for r in rows if r.get("gold") in labels]
+    if not labelled:
+        return []
+    z = np.array([_probs(r, prefix, labels) for r in labelled])
+    gold = np.array([list(labels).index(r["gold"]) for r in labelled])
+    distance = distance_from_class_mean(z, gold)
+    scored = sorted(zip(distance, (r["utterance_id"] for r in labelled), labelled), key=lambda s: (-s[0], s[1]))
     chosen, seen = [], set()
     for _, _, r in scored:
         if r["gold"] not in seen:
@@ -156,6 +160,12 @@ def report_sweep(sweep_dir: Path, out: Path, utterances: Sequence[str] | None = 
                 for name, c in zip(names, cells)]
     made["confusion"] = figures.confusion_grid(matrices, labels, out / "confusion.png",
                                                ncols=len(plan.columns) if not single else min(4, len(matrices)))
+    learned = [(f"{name} ({len(cell_runs[c])} seed(s))", table_cell["refinement"]["confusion"])
+               for name, c in zip(names, cells)
+               for table_cell in table["cells"] if (table_cell["row"], table_cell["column"]) == c
+               and table_cell.get("refinement")]
+    if learned:
+        made["learned_confusion"] = figures.learned_confusion_grid(learned, labels, out / "learned_confusion.png")
     onehot, rld = choose_pair(all_runs)
     pair = [(t, r) for t, r in (("one-hot", onehot), ("RLD", rld)) if r is not None]
     if tsne and pair:
@@ -184,6 +194,10 @@ def report_run(run_dir: Path, out: Path, utterances: Sequence[str] | None = None
         made["tsne"] = tsne_figure([(run.target.get("name", ""), run)], out, tsne_max)
     if run.refined_prefix():
         made["refinement"] = refinement_figure(run, None, out, utterances)
+    refined = (run.results.get("refinement") or {}).get("test")
+    if refined:
+        made["learned_confusion"] = figures.learned_confusion_grid(
+            [(f"{name}: {refined['verdict']}", refined["confusion"])], labels, out / "learned_confusion.png")
     return {k: v for k, v in made.items() if v is not None}
 
 

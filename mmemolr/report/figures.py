@@ -3,6 +3,7 @@
 - comparison bar chart with error bars (the table of a sweep),
 - t-SNE of the test emotion states e_t, one-hot run beside RLD run (the paper's Figure 3),
 - refined label distribution vs one-hot label vs prediction for chosen utterances (Figure 4),
+- the learned label confusions of refining targets: mean target distribution per gold class,
 - per-class F1 and confusion matrices.
 """
 
@@ -177,13 +178,50 @@ def confusion_grid(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence[
                 v = 100 * norm[i, j]
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6.5,
                         color="white" if v > 55 else "black")
-        ax.set_xticks(np.arange(len(labels)), labels, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(np.arange(len(labels)), labels, fontsize=7)
-        ax.set_xlabel("predicted", fontsize=7)
-        ax.set_ylabel("gold", fontsize=7)
-        ax.set_title(title, fontsize=8)
+        _label_square(ax, labels, "predicted", title)
     for ax in axes.ravel()[len(matrices):]:
         ax.axis("off")
     fig.suptitle("confusion matrices on the test split (% of each gold class, summed over seeds)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def learned_confusion_grid(panels: Sequence[tuple[str, Sequence[Sequence[float] | None]]], labels: Sequence[str],
+                           path: Path, ncols: int = 3) -> Path:
+    """Per refining run or cell: C x C heatmap, row g = mean target distribution z of gold class g (in %).
+
+    A target that refines shows class-specific off-diagonal patterns; one constant offset shows as the
+    same off-diagonal column lit in every row; label smoothing as an even off-diagonal."""
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = int(np.ceil(len(panels) / ncols))
+    size = 0.55 * len(labels) + 1.8
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.6, size * nrows), squeeze=False)
+    for ax, (title, matrix) in zip(axes.ravel(), panels):
+        m = np.array([[np.nan] * len(labels) if r is None else r for r in matrix], dtype=np.float64)
+        off = m.copy()
+        np.fill_diagonal(off, np.nan)
+        # Colour by the off-diagonal mass (the gold entry would swamp it); the diagonal is printed.
+        vmax = max(1e-6, float(np.nanmax(off))) if np.isfinite(off).any() else 1.0
+        ax.imshow(np.nan_to_num(off), cmap="Oranges", vmin=0, vmax=vmax)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                if np.isfinite(m[i, j]):
+                    ax.text(j, i, f"{100 * m[i, j]:.0f}" if i == j else f"{100 * m[i, j]:.1f}", ha="center",
+                            va="center", fontsize=6, fontweight="bold" if i == j else "normal",
+                            color="white" if i != j and m[i, j] > 0.6 * vmax else "black")
+        _label_square(ax, labels, "target label", title)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("learned label confusions: mean target distribution z per gold class on the test split (%; "
+                 "colour: off-diagonal mass)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _label_square(ax: Any, labels: Sequence[str], xlabel: str, title: str) -> None:
+    """Ticks and titles of a labels x labels heatmap (gold rows)."""
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(len(labels)), labels, fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=7)
+    ax.set_ylabel("gold", fontsize=7)
+    ax.set_title(title, fontsize=8)

@@ -36,6 +36,10 @@ class RunData:
     def seed(self) -> int:
         return int(self.results.get("seed", self.results.get("config", {}).get("seed", 0)))
 
+    def verdict(self) -> str | None:
+        """The refinement verdict on the test split (collapsed / smoothing / static / refines), if any."""
+        return ((self.results.get("refinement") or {}).get("test") or {}).get("verdict")
+
     def states(self) -> dict[str, np.ndarray] | None:
         """test_states.npz: ids, labels, preds, emotion_states; None when the run has none."""
         path = self.path / "test_states.npz"

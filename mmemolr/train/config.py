@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from mmemolr.config import ConfigError
 from mmemolr.paths import REPO_ROOT
@@ -31,14 +31,21 @@ class ModelConfig:
 
 @dataclass
 class TargetConfig:
+    # Keys of earlier versions and the value that meant "off": run folders that hold them at that value
+    # still load; any other value is refused (mmemolr.config.from_dict).
+    REMOVED_KEYS: ClassVar[dict[str, Any]] = {"sim_temperature": 1.0, "rld_anchor": 0.0}
+
     name: str = "rld"  # a registered target: onehot, rld, ls, lcm (mmemolr.targets)
-    eta: float = 4.0  # rld: z = softmax(RLD + eta * y)
+    # rld: how the refinement module's scores become RLD (mmemolr.targets.rld, docs/training.md):
+    # paper (eqs. 6-11 as written), bounded (softmax per source), supervised (also trained on the gold label)
+    refiner: Literal["paper", "bounded", "supervised"] = "supervised"
+    # rld: how RLD and the one-hot y make z: eta = softmax(RLD + eta*y) (the paper), mix = (1-eps)*y + eps*m
+    # with RLD deciding the non-gold shape of m at label smoothing's gold mass (eps = target.smoothing)
+    combine: Literal["eta", "mix"] = "mix"
+    eta: float = 4.0  # rld combine=eta: z = softmax(RLD + eta * y)
     sim_speaker: bool = True  # rld ablations: -Sim_speaker / -Sim_ctx
     sim_ctx: bool = True
-    sim_temperature: float = 1.0  # rld: similarity scores are divided by this before their softmax
-    # rld: weight of an extra loss -log RLD[gold] (not in the paper; 0 = the paper's loss).
-    rld_anchor: float = 0.0
-    smoothing: float = 0.1  # ls: epsilon
+    smoothing: float = 0.1  # ls and rld combine=mix: epsilon
     lcm_alpha: float = 4.0  # lcm: z = softmax(sim + alpha * y)
     # Where gradients of the KL loss flow through the target distribution z (rld, lcm):
     #   both:    into the target module and, through the states it reads, into the predictor (the paper)
@@ -74,6 +81,20 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
+# What a run folder written before a key existed was trained with, where that differs from today's default.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"target": {"refiner": "bounded", "combine": "eta"}}
+
+
+def upgrade_stored_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A config dict stored in a run folder (results.json, config.yaml), with the keys it predates set to
+    the values that run used (LEGACY_DEFAULTS), so it rebuilds the same model."""
+    out = dict(data)
+    for section, keys in LEGACY_DEFAULTS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {**keys, **out[section]}
+    return out
+
+
 def default_config_path(corpus: str) -> Path | None:
     """configs/<corpus>.yaml, looked up in the working directory first, then in the repository."""
     name = Path(corpus).name
@@ -102,10 +123,9 @@ def check_train_config(config: TrainConfig) -> None:
         problems.append(f"model.label_dim must be at least 1, got {config.model.label_dim}")
     if config.target.name == "rld" and not (config.target.sim_speaker or config.target.sim_ctx):
         problems.append("target rld needs sim_speaker or sim_ctx (both are switched off)")
-    if config.target.sim_temperature <= 0:
-        problems.append(f"target.sim_temperature must be positive, got {config.target.sim_temperature}")
-    if config.target.rld_anchor < 0:
-        problems.append(f"target.rld_anchor must be >= 0, got {config.target.rld_anchor}")
+    if config.target.name == "rld" and config.target.combine == "mix" and config.target.refiner == "paper":
+        problems.append("target.combine=mix needs RLD to be a distribution: use target.refiner=bounded or "
+                        "supervised (the paper's raw scores are not one)")
     if not 0.0 <= config.target.smoothing < 1.0:
         problems.append(f"target.smoothing must be in [0, 1), got {config.target.smoothing}")
     if config.optim.lr <= 0:

@@ -18,7 +18,7 @@ from mmemolr.fuse import MODALITY_NAMES, ZNorm, normalise_modalities, resolve_fe
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
 from mmemolr.train.checkpoint import load_checkpoint
-from mmemolr.train.config import TrainConfig
+from mmemolr.train.config import TrainConfig, upgrade_stored_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device
 from mmemolr.train.loop import Evaluation, evaluate
@@ -45,7 +45,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if results is None or results.get("status") != "complete":
         state = "is not a run folder" if not (run_dir / rundir.CONFIG).exists() else "holds an unfinished run"
         raise FileNotFoundError(f"{run_dir} {state} (no complete results.json); run `mmemolr train` to finish it")
-    config = from_dict(TrainConfig, results["config"], str(run_dir / rundir.RESULTS))
+    config = from_dict(TrainConfig, upgrade_stored_config(results["config"]), str(run_dir / rundir.RESULTS))
     norm = ZNorm.load(run_dir / rundir.NORMALIZATION)
     codes = normalise_modalities(config.modalities)
     input_dim = sum(int(results["feature_files"][c]["dim"]) for c in codes)
@@ -67,6 +67,18 @@ def load_run_data(run: LoadedRun) -> PreparedData:
         raise ValueError(f"the corpus at {prepared.corpus_folder} has changed since {run.run_dir} was trained "
                          "(fingerprint differs); its metrics cannot be recomputed on it")
     return prepared
+
+
+def refined_on_split(run_dir: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A refining run's target distributions z (N, C) on ``split`` from best.pt, gold label indices (N,)
+    and utterance ids, in corpus order."""
+    run = load_run(run_dir)
+    prepared = load_run_data(run)
+    result = evaluate(run.model, prepared.data, prepared.data.split(split), run.config.optim.eval_batch_dialogues,
+                      run.device, refined=True)
+    if result.refined is None:
+        raise ValueError(f"{run_dir}: target {run.config.target.name!r} has no refined distribution")
+    return result.refined, result.gold, [prepared.data.ids[r] for r in result.rows]
 
 
 def evaluate_run(run_dir: str | Path, device: str = "cpu") -> dict[str, Any]:

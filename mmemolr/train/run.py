@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from mmemolr.config import to_dict
 from mmemolr.fuse import describe_file
+from mmemolr.targets.diagnostics import refinement_diagnostics
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
 from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -140,7 +141,7 @@ def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, model: E
     data, corpus = prepared.data, prepared.corpus
     model.load_state_dict(load_checkpoint(run_dir / rundir.BEST, map_location=device))
     batch = config.optim.eval_batch_dialogues
-    valid = evaluate(model, data, data.split("dev"), batch, device)
+    valid = evaluate(model, data, data.split("dev"), batch, device, refined=True)
     test = evaluate(model, data, data.split("test"), batch, device, states=True, refined=True)
     test_metrics = classification_metrics(test.gold, test.pred, data.labels)
     write_test_outputs(run_dir, prepared, test, model.target.name if model.target.refines else None)
@@ -163,6 +164,10 @@ def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, model: E
         "device": str(device),
         "seed": config.seed,
     }
+    if valid.refined is not None:
+        # Does the target refine or only smooth? (mmemolr.targets.diagnostics)
+        results["refinement"] = {name: refinement_diagnostics(ev.refined, ev.gold, data.labels)
+                                 for name, ev in (("valid", valid), ("test", test))}
     rundir.write_results(run_dir, results)
     (run_dir / rundir.LAST).unlink(missing_ok=True)
     return results

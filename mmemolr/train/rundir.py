@@ -24,7 +24,7 @@ import yaml
 
 from mmemolr.config import ConfigError, dump_yaml, from_dict, to_dict
 from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
-from mmemolr.train.config import TrainConfig
+from mmemolr.train.config import TrainConfig, upgrade_stored_config
 
 CONFIG = "config.yaml"
 METRICS_CSV = "metrics.csv"
@@ -119,7 +119,7 @@ def check_same_config(run_dir: Path, stored: dict | None, wanted: dict) -> None:
     """
     if stored is not None and stored != wanted:
         try:
-            stored = to_dict(from_dict(TrainConfig, stored))
+            stored = to_dict(from_dict(TrainConfig, upgrade_stored_config(stored)))
         except ConfigError:
             pass  # a key this version does not know: compared as stored, so it shows in the message
         if stored == wanted:
