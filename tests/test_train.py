@@ -50,7 +50,7 @@ def test_config_range_checks():
         check_train_config(load_config(TrainConfig, None, ["model.dropout=1.5"]))
     with pytest.raises(ConfigError, match="target.name='nope' is not a known target"):
         check_train_config(load_config(TrainConfig, None, ["target.name=nope"]))
-    with pytest.raises(ConfigError, match="target.rld_anchor must be >= 0"):
+    with pytest.raises(ConfigError, match="target.rld_anchor must be at least 0"):
         check_train_config(load_config(TrainConfig, None, ["target.rld_anchor=-1"]))
     with pytest.raises(ConfigError, match="needs sim_speaker or sim_ctx"):
         check_train_config(load_config(TrainConfig, None, ["target.sim_speaker=false", "target.sim_ctx=false"]))
@@ -317,7 +317,7 @@ def test_cli_default_run_folder_and_ablation_flags(features, tmp_path, monkeypat
 @pytest.mark.parametrize("extra,message", [
     (["--modalities", "t,v"], "modality 'visual' was asked for"),
     (["--target", "nope"], "target.name='nope' is not a known target"),
-    (["optim.lr=-1"], "optim.lr must be positive"),
+    (["optim.lr=-1"], "optim.lr must be greater than 0, got -1.0"),
     (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
 ])
 def test_cli_bad_input_exits_with_a_message(features, tmp_path, capsys, extra, message):
