@@ -60,8 +60,8 @@ def test_run_folder_contract(features, tmp_path):
     run_dir = tmp_path / "run"
     results = run_training(_config("rld"), run_dir, features, progress=False)
     names = {p.name for p in run_dir.iterdir()}
-    assert {"config.yaml", "metrics.csv", "metrics.json", "best.pt", "predictions.csv", "test_states.npz",
-            "results.json"} <= names
+    assert {"config.yaml", "inputs.json", "metrics.csv", "metrics.json", "best.pt", "predictions.csv",
+            "test_states.npz", "results.json"} <= names
     assert "last.pt" not in names and not any(n.endswith(".tmp") for n in names)
     stored = json.loads((run_dir / "results.json").read_text())
     assert stored == json.loads(json.dumps(results))
@@ -70,6 +70,7 @@ def test_run_folder_contract(features, tmp_path):
         assert key in stored, key
     assert stored["status"] == "complete" and stored["corpus"] == "synth" and stored["device"] == "cpu"
     assert stored["feature_files"]["t"]["dim"] == 12 and stored["feature_files"]["a"]["extractor"] == "synth-audio"
+    assert stored["feature_files"] == json.loads((run_dir / "inputs.json").read_text())  # recorded at the start
     test = stored["test"]
     assert set(test["per_class_f1"]) == set(stored["labels"])
     assert np.array(test["confusion_matrix"]).sum() == sum(test["support"].values())
@@ -366,3 +367,51 @@ def test_real_meld_slice_trains(meld_corpus, minilm_dir, tmp_path):
     assert results["feature_files"]["t"]["dim"] == 384
     assert sum(results["test"]["support"].values()) == sum(len(d) for d in dialogues if d.split == "test")
     assert compare_metrics(results, evaluate_run(tmp_path / "run")) == []
+
+
+# --- a run's inputs: recorded at the start, checked on resume, reuse and evaluate (#16) ---------------------
+
+def _swap_content(path: Path, config: dict | None = None) -> bytes:
+    """Other values (and extractor config) in a file with the same ids, dim and corpus fingerprint, as a
+    re-extraction with other settings into the same path would leave; returns the original bytes."""
+    import h5py
+
+    original = path.read_bytes()
+    with h5py.File(path, "r+") as f:
+        f["features"][...] = f["features"][...] * 1.5 + 0.25
+        if config is not None:
+            f.attrs["extractor_config"] = json.dumps(config)
+    return original
+
+
+def test_resume_refuses_other_feature_contents_and_accepts_a_moved_identical_file(features, tmp_path):
+    config = _config("rld", epochs=3)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, run_dir, features, progress=False, on_epoch_end=_kill_at(1))
+    inputs = json.loads((run_dir / "inputs.json").read_text())
+    text = features / "synth" / "text-synth.h5"
+    assert set(inputs) == {"t", "a"} and inputs["t"]["path"] == str(text.resolve())
+    assert len(inputs["t"]["content_sha256"]) == 64 and inputs["t"]["extractor"] == "synth-text"
+
+    original = _swap_content(text, {"pooling": "cls"})
+    with pytest.raises(ValueError, match=r"run was started on other feature files than it reads now: .*text-synth.h5: "
+                                         r"content checksum was [0-9a-f]{12}…, now [0-9a-f]{12}…; extractor_config "
+                                         r"differs in pooling \(None -> 'cls'\); restore the original file"):
+        run_training(config, run_dir, features, progress=False)
+    assert len(_metric_rows(run_dir)) == 1  # nothing trained on the other data
+
+    text.unlink()
+    moved = features / "synth" / "text-renamed.h5"  # the same content under another name
+    moved.write_bytes(original)
+    results = run_training(config, run_dir, features, progress=False)
+    assert results["feature_files"]["t"]["path"] == str(moved.resolve())
+    assert results["feature_files"]["t"]["content_sha256"] == inputs["t"]["content_sha256"]
+    assert results["feature_files"]["t"]["extractor_config"] == {}
+
+    # a complete run is not reused, nor evaluated, on other contents either
+    _swap_content(moved)
+    with pytest.raises(ValueError, match=r"text-renamed.h5: content checksum was"):
+        run_training(config, run_dir, features, progress=False)
+    with pytest.raises(ValueError, match=r"text-renamed.h5: content checksum .*restore the files it was trained on"):
+        evaluate_run(run_dir)
