@@ -249,8 +249,10 @@ def test_shards_partition_the_corpus_by_dialogue(meld_corpus):
         dialogue_of = {u.id: u.dialogue_id for u in meld_corpus.utterances()}
         for a, b in zip(parts, parts[1:]):
             assert dialogue_of[a[-1]] != dialogue_of[b[0]]  # no dialogue is cut
-    for bad in ("2/2", "1", "a/b", "0/0", "-1/2"):
-        with pytest.raises(ValueError, match="--shard"):
+    for bad, message in (("2/2", r"I must be in 0..1 \(shards are numbered from 0\), e.g. 0/2"),
+                         ("1", "must look like I/N"), ("a/b", "must look like I/N"),
+                         ("0/0", "N, the number of shards, must be at least 1"), ("-1/2", "I must be in 0..1")):
+        with pytest.raises(ValueError, match=rf"--shard '{bad}'.*{message}"):
             parse_shard(bad)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parser(s).
@@ -34,9 +36,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose value may start with "-" ("--shard -1/2" must reach our own check, not fail in argparse).
+DASH_VALUE_OPTIONS = ("--shard",)
+
+
+def attach_dash_values(argv: list[str]) -> list[str]:
+    """``--shard -1/2`` -> ``--shard=-1/2``: argparse takes a value starting with "-" for an option."""
+    out: list[str] = []
+    for item in argv:
+        if out and out[-1] in DASH_VALUE_OPTIONS and item[:1] == "-" and item[1:2].isdigit():
+            out[-1] = f"{out[-1]}={item}"
+        else:
+            out.append(item)
+    return out
+
+
+def describe_os_error(err: OSError) -> str:
+    """``[Errno 13] Permission denied: 'runs/x'`` -> the path, the reason and what to do."""
+    if not err.errno or not err.filename:
+        return str(err)
+    hints = {
+        errno.EACCES: "check its permissions or choose another location",
+        errno.EPERM: "check its permissions or choose another location",
+        errno.EROFS: "it is on a read-only file system; choose another location",
+        errno.ENOSPC: "the disk is full; free some space or choose another location",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; choose another location",
+        errno.EEXIST: "a file of that name is in the way; choose another location",
+    }
+    hint = hints.get(err.errno)
+    return f"{err.filename}: {os.strerror(err.errno)}" + (f"; {hint}" if hint else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_dash_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
@@ -49,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PermissionError, OSError, RuntimeError) as err:
         if args.verbose:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {describe_os_error(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return 1
 
 
