@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmemolr.config import to_dict
+from mmemolr.fileio import remove_stale_temporaries
 from mmemolr.fuse import describe_file
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
@@ -62,6 +63,8 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
         rundir.check_same_inputs(run_dir, rundir.recorded_inputs(run_dir), inputs, INPUTS_REMEDY)
     if complete:
         return stored
+    if resuming:
+        remove_stale_temporaries(run_dir)  # half-written files of the killed process
 
     set_threads(threads)
     device = resolve_device(config.device)
