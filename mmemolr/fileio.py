@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -32,6 +33,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_OS_ERROR_HINTS = {
+    errno.EACCES: "check its permissions or choose another location",
+    errno.EPERM: "check its permissions or choose another location",
+    errno.EROFS: "it is on a read-only file system; choose another location",
+    errno.ENOSPC: "the disk is full; free some space or choose another location",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another location",
+    errno.EEXIST: "a file of that name is in the way; choose another location",
+}
+
+
+def os_error_reason(err: OSError) -> str:
+    """The reason of an OS error in words plus what to do (``Permission denied; check its permissions ...``),
+    without the errno number or h5py's flags."""
+    if not err.errno:
+        return str(err)
+    hint = _OS_ERROR_HINTS.get(err.errno)
+    return os.strerror(err.errno) + (f"; {hint}" if hint else "")
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

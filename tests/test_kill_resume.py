@@ -2,7 +2,9 @@
 uninterrupted run bit for bit (#16). The kill is SIGKILL from inside the process at a deterministic
 point (no cleanup, no ``finally``), so the tests do not depend on timing.
 
-Extraction has its own: tests/test_extract_runner.py (test_hard_kill_leaves_a_partial_file_that_resumes,
+The killed commands run in processes forked from a fork server that has imported torch and mmemolr but
+never run them (so forking is safe, and each kill costs no fresh interpreter start). Extraction has its
+own: tests/test_extract_runner.py (test_hard_kill_leaves_a_partial_file_that_resumes,
 test_hard_kill_during_overwrite_keeps_the_finished_file).
 """
 
@@ -10,11 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
+import signal
 from pathlib import Path
 
 import h5py
@@ -24,20 +25,29 @@ import torch
 from train_helpers import make_corpus, prepare
 
 from mmemolr.cli.main import main
+from mmemolr.fileio import atomic_path
 from mmemolr.store import partial_path
 
-TESTS_DIR = Path(__file__).resolve().parent
 TRAIN_OVERRIDES = ["corpus=synth", "modalities=[t,a]", "target.name=rld", "device=cpu", "model.hidden=8",
                    "model.label_dim=4", "optim.lr=0.01", "optim.max_epochs=3", "optim.batch_dialogues=4"]
 TIMING_KEYS = {"seconds", "seconds_total", "seconds_per_epoch", "created"}
 
 
-def run_killed(code: str) -> None:
-    """Run ``code`` in a fresh interpreter; it must die by SIGKILL at the point it chooses."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == -9, proc.stdout + proc.stderr
+def run_killed(target, *args) -> None:
+    """Run ``target(*args)`` in a child process; it must die by SIGKILL at the point it chooses."""
+    context = multiprocessing.get_context("forkserver")
+    # Takes effect if this session starts the fork server (the extraction runner may have started it).
+    context.set_forkserver_preload(["mmemolr.train.run", "mmemolr.cli.main"])
+    child = context.Process(target=target, args=args)
+    child.start()
+    child.join(timeout=300)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == -signal.SIGKILL, f"the child ended with {child.exitcode}, not killed where planned"
+
+
+def _sigkill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _untimed(value):
@@ -81,31 +91,35 @@ def features(tmp_path) -> Path:
 
 # --- train ------------------------------------------------------------------------------------------------
 
-KILLS = {
-    # epoch 2's checkpoint half written (its temporary file on disk, not renamed): last.pt is epoch 1's, while
-    # metrics and best.pt already have epoch 2, so the rerun must redo epoch 2 exactly.
-    "mid-checkpoint": """
-        import mmemolr.train.run as r
-        from mmemolr.fileio import atomic_path
-        def save(obj, path):
-            if path.name == "last.pt" and obj["state"]["epoch"] == 2:
-                with atomic_path(path) as tmp:
-                    torch.save(obj, tmp)
-                    os.kill(os.getpid(), signal.SIGKILL)
-            original(obj, path)
-        original, r.save_checkpoint = r.save_checkpoint, save
-    """,
-    # everything trained and tested, results.json half written: the rerun finishes from last.pt
-    "mid-results": """
-        import mmemolr.train.rundir as rd
-        from mmemolr.fileio import atomic_path
-        def write_results(run_dir, results):
-            with atomic_path(run_dir / "results.json") as tmp:
-                tmp.write_text(json.dumps(results)[:100])
-                os.kill(os.getpid(), signal.SIGKILL)
-        rd.write_results = write_results
-    """,
-}
+def _train_killed(kill: str, run_dir: str, features: str) -> None:
+    """Train, dying at ``kill``:
+
+    - mid-checkpoint: epoch 2's last.pt half written (its temporary file on disk, not renamed), so last.pt is
+      epoch 1's while metrics and best.pt already have epoch 2: the rerun must redo epoch 2 exactly;
+    - mid-results: everything trained and tested, results.json half written: the rerun finishes from last.pt.
+    """
+    import mmemolr.train.run as run
+    from mmemolr.config import load_config
+    from mmemolr.train.config import TrainConfig
+
+    save_checkpoint = run.save_checkpoint
+
+    def save(obj, path):
+        if kill == "mid-checkpoint" and path.name == "last.pt" and obj["state"]["epoch"] == 2:
+            with atomic_path(path) as tmp:
+                torch.save(obj, tmp)
+                _sigkill()
+        save_checkpoint(obj, path)
+
+    def write_results(run_dir, results):
+        with atomic_path(run_dir / "results.json") as tmp:
+            tmp.write_text(json.dumps(results)[:100])
+            _sigkill()
+
+    run.save_checkpoint = save
+    if kill == "mid-results":
+        run.rundir.write_results = write_results
+    run.run_training(load_config(TrainConfig, None, TRAIN_OVERRIDES), Path(run_dir), Path(features), progress=False)
 
 
 def test_train_killed_twice_and_rerun_equals_an_uninterrupted_run(features, tmp_path):
@@ -118,15 +132,7 @@ def test_train_killed_twice_and_rerun_equals_an_uninterrupted_run(features, tmp_
     run_training(config, tmp_path / "whole", features, progress=False)
     killed = tmp_path / "killed"
     for kill in ("mid-checkpoint", "mid-results"):
-        run_killed(f"""
-            import json, os, signal, torch
-            from mmemolr.config import load_config
-            from mmemolr.train.config import TrainConfig
-            {textwrap.dedent(KILLS[kill]).strip().replace(chr(10), chr(10) + ' ' * 12)}
-            import mmemolr.train.run as run
-            run.run_training(load_config(TrainConfig, None, {TRAIN_OVERRIDES!r}), {str(killed)!r},
-                             {str(features)!r}, progress=False)
-        """)
+        run_killed(_train_killed, kill, str(killed), str(features))
         assert (killed / "last.pt").exists() and not (killed / "results.json").exists(), kill
         assert any(killed.glob(".*.tmp")), kill  # the kill came mid-write
     run_training(config, killed, features, progress=False)
@@ -141,23 +147,26 @@ def _compare_argv(features: Path, out: Path) -> list[str]:
             "optim.patience=2", "model.hidden=8", "model.label_dim=4", "optim.batch_dialogues=4"]
 
 
+def _compare_killed(argv: list[str]) -> None:
+    """``mmemolr compare`` whose second training dies after its first epoch (the first one is complete)."""
+    import mmemolr.train.run as run
+
+    run_training, started = run.run_training, []
+
+    def killed_in_second(*args, **kwargs):
+        started.append(1)
+        if len(started) == 2:
+            kwargs["on_epoch_end"] = lambda epoch, row: _sigkill()
+        return run_training(*args, **kwargs)
+
+    run.run_training = killed_in_second
+    main(argv)
+
+
 def test_compare_killed_and_rerun_equals_an_uninterrupted_sweep(features, tmp_path):
     assert main(_compare_argv(features, tmp_path / "whole")) == 0
     killed = tmp_path / "killed"
-    # The sweep's second training is killed after its first epoch; the first one is complete by then.
-    run_killed(f"""
-        import os, signal, sys
-        import mmemolr.train.run as run
-        original, started = run.run_training, []
-        def run_training(*args, **kwargs):
-            started.append(1)
-            if len(started) == 2:
-                kwargs["on_epoch_end"] = lambda epoch, row: os.kill(os.getpid(), signal.SIGKILL)
-            return original(*args, **kwargs)
-        run.run_training = run_training
-        from mmemolr.cli.main import main
-        sys.exit(main({_compare_argv(features, killed)!r}))
-    """)
+    run_killed(_compare_killed, _compare_argv(features, killed))
     assert sum((killed / name / "results.json").exists() for name in ("t_onehot_seed0", "t_rld_seed0")) == 1
     assert main(_compare_argv(features, killed)) == 0
     for name in ("t_onehot_seed0", "t_rld_seed0"):
@@ -189,6 +198,20 @@ def _same_file(a: Path, b: Path) -> None:
             assert np.array_equal(x[key], y[key]), key
 
 
+def _merge_killed(argv: list[str]) -> None:
+    """``mmemolr features merge`` dying after the first shard's rows are on disk."""
+    from mmemolr.store import FeatureWriter
+
+    write = FeatureWriter.write
+
+    def write_then_die(self, ids, vectors):
+        write(self, ids, vectors)
+        _sigkill()
+
+    FeatureWriter.write = write_then_die
+    main(argv)
+
+
 def test_merge_killed_keeps_the_old_output_and_rerun_equals_an_uninterrupted_merge(tmp_path):
     from train_helpers import write_features
 
@@ -217,17 +240,7 @@ def test_merge_killed_keeps_the_old_output_and_rerun_equals_an_uninterrupted_mer
     out = tmp_path / "merged.h5"
     shutil.copy(whole.path, out)  # the output of an earlier merge
     old = out.read_bytes()
-    run_killed(f"""
-        import os, signal, sys
-        from mmemolr.store import FeatureWriter
-        original = FeatureWriter.write
-        def write(self, ids, vectors):
-            original(self, ids, vectors)
-            os.kill(os.getpid(), signal.SIGKILL)  # after the first shard's rows are on disk
-        FeatureWriter.write = write
-        from mmemolr.cli.main import main
-        sys.exit(main({[*argv, "--out", str(out)]!r}))
-    """)
+    run_killed(_merge_killed, [*argv, "--out", str(out)])
     assert out.read_bytes() == old and partial_path(out).exists()  # the old output was never deleted
     assert main([*argv, "--out", str(out)]) == 0
     assert not partial_path(out).exists()

@@ -329,7 +329,7 @@ def test_unwritable_output_says_what_to_do(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(FeatureFileError, match=r"cannot create the folder .*a-file: File exists; a file of that name "
-                                               r"is in the way of the folder; choose another --out"):
+                                               r"is in the way; choose another location"):
         FeatureWriter(blocker / "f.h5", corpus.utterance_ids(), attrs_for(corpus))
     a = complete_file(tmp_path, corpus, "a.h5")
     assert main(["features", "merge", str(a), "--out", str(blocker / "sub" / "m.h5")]) == 1

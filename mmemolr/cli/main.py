@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
-import os
 import sys
+
+from mmemolr.fileio import os_error_reason
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parser(s).
 COMMAND_MODULES = [
@@ -55,16 +55,7 @@ def describe_os_error(err: OSError) -> str:
     """``[Errno 13] Permission denied: 'runs/x'`` -> the path, the reason and what to do."""
     if not err.errno or not err.filename:
         return str(err)
-    hints = {
-        errno.EACCES: "check its permissions or choose another location",
-        errno.EPERM: "check its permissions or choose another location",
-        errno.EROFS: "it is on a read-only file system; choose another location",
-        errno.ENOSPC: "the disk is full; free some space or choose another location",
-        errno.ENOTDIR: "a part of the path is a file, not a folder; choose another location",
-        errno.EEXIST: "a file of that name is in the way; choose another location",
-    }
-    hint = hints.get(err.errno)
-    return f"{err.filename}: {os.strerror(err.errno)}" + (f"; {hint}" if hint else "")
+    return f"{err.filename}: {os_error_reason(err)}"
 
 
 def main(argv: list[str] | None = None) -> int:

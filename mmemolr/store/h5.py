@@ -29,6 +29,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mmemolr.fileio import os_error_reason
+
 FORMAT = "mmemolr-features"
 FORMAT_VERSION = 1
 _STR = h5py.string_dtype("utf-8")
@@ -231,23 +233,11 @@ def _check_not_in_use(path: Path) -> None:
             raise FeatureFileError(in_use_message(path)) from None
 
 
-_OS_HINTS = {
-    errno.EACCES: "choose a writable --out location (or fix the folder's permissions)",
-    errno.EPERM: "choose a writable --out location (or fix the folder's permissions)",
-    errno.EROFS: "choose an --out location on a writable file system",
-    errno.ENOSPC: "free disk space or choose another --out location",
-    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another --out",
-    errno.EEXIST: "a file of that name is in the way of the folder; choose another --out",
-}
-
-
 def _os_error(path: Path, err: OSError, doing: str) -> FeatureFileError:
     """A plain message for an OS error on a feature file (h5py's own names flags and o_flags)."""
     if _is_lock_error(err):
         return FeatureFileError(in_use_message(path))
-    reason = os.strerror(err.errno) if err.errno else str(err)
-    hint = _OS_HINTS.get(err.errno or 0, "choose another --out location")
-    return FeatureFileError(f"cannot {doing} {path}: {reason}; {hint}")
+    return FeatureFileError(f"cannot {doing} {path}: {os_error_reason(err)}")
 
 
 def _now() -> str:

@@ -87,7 +87,7 @@ def default_config_path(corpus: str) -> Path | None:
 # NaN and infinities are refused for every key; a numeric key missing here is only checked for that
 # (tests/test_config.py requires every numeric key of TrainConfig to be listed).
 RANGES = {
-    "seed": "[0, 4294967295]",  # what numpy and every torch generator accept
+    "seed": "[0, 4294967295]",  # 32 bits: what every seeding API accepts (numpy legacy, CUDA, ...)
     "model.hidden": "[1, inf)",
     "model.input_proj": "[1, inf)",
     "model.dropout": "[0, 1)",
