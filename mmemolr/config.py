@@ -7,8 +7,11 @@ the dataclass annotations (int, float, str, bool, Optional, Literal, list, dict,
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -21,12 +24,28 @@ class ConfigError(ValueError):
     pass
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (YAML would keep only the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (lines {seen[key]} and {line}); keep one",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from None
     if data is None:
@@ -155,19 +174,90 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     return value
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Allowed values of a numeric key in interval notation: ``"[0, 1)"``, ``"(0, inf)"``, ``"[1, inf)"``."""
+
+    spec: str
+
+    def bounds(self) -> tuple[bool, float, float, bool]:
+        """(low is included, low, high, high is included)."""
+        match = _INTERVAL.fullmatch(self.spec)
+        if not match:
+            raise ValueError(f"bad interval {self.spec!r}; write e.g. [0, 1) or (0, inf)")
+        return match.group(1) == "[", float(match.group(2)), float(match.group(3)), match.group(4) == "]"
+
+    def __contains__(self, value: float) -> bool:
+        closed_low, low, high, closed_high = self.bounds()
+        return (value >= low if closed_low else value > low) and (value <= high if closed_high else value < high)
+
+    def describe(self) -> str:
+        closed_low, low, high, _ = self.bounds()
+        if math.isinf(high) and not math.isinf(low):
+            return f"{'at least' if closed_low else 'greater than'} {_num(low)}"
+        return f"in {self.spec}"
+
+
+_INTERVAL = re.compile(r"\s*([\[(])\s*([-+]?(?:inf|[0-9.e+-]+))\s*,\s*([-+]?(?:inf|[0-9.e+-]+))\s*([\])])\s*")
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def check_ranges(obj: Any, ranges: dict[str, str], prefix: str = "") -> list[str]:
+    """Problems with the numeric values of dataclass ``obj`` (recursively): every int or float must be
+    finite, and inside its interval when ``ranges`` (dotted key -> interval) names it. ``None`` (an
+    optional key switched off) is always allowed. Each problem names the key."""
+    problems = []
+    for f in dataclasses.fields(obj):
+        key, value = f"{prefix}{f.name}", getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            problems += check_ranges(value, ranges, f"{key}.")
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        interval = Interval(ranges[key]) if key in ranges else None
+        if not math.isfinite(value):
+            problems.append(f"{key} must be a finite number, got {value}")
+        elif interval is not None and value not in interval:
+            problems.append(f"{key} must be {interval.describe()}, got {value}")
+    return problems
+
+
+def numeric_keys(cls: type, prefix: str = "") -> list[str]:
+    """Dotted names of the int and float fields of dataclass ``cls`` (recursively; Optional included)."""
+    out = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += numeric_keys(tp, f"{prefix}{f.name}.")
+            continue
+        args = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
+        if any(a in (int, float) for a in args):
+            out.append(f"{prefix}{f.name}")
+    return out
 
 
 def to_dict(obj: Any) -> Any:

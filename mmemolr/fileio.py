@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -16,7 +17,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # name the file being written, not the temporary one
+        raise type(err)(err.errno, err.strerror, str(path)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600; give the file the permissions a plain open() would (umask applied).
@@ -29,6 +33,36 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_OS_ERROR_HINTS = {
+    errno.EACCES: "check its permissions or choose another location",
+    errno.EPERM: "check its permissions or choose another location",
+    errno.EROFS: "it is on a read-only file system; choose another location",
+    errno.ENOSPC: "the disk is full; free some space or choose another location",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another location",
+    errno.EEXIST: "a file of that name is in the way; choose another location",
+}
+
+
+def os_error_reason(err: OSError) -> str:
+    """The reason of an OS error in words plus what to do (``Permission denied; check its permissions ...``),
+    without the errno number or h5py's flags."""
+    if not err.errno:
+        return str(err)
+    hint = _OS_ERROR_HINTS.get(err.errno)
+    return os.strerror(err.errno) + (f"; {hint}" if hint else "")
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when a process was killed mid-write
+    (call only where no other process writes, e.g. a run folder its own run resumes in)."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

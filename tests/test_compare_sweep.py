@@ -172,3 +172,36 @@ def test_run_configs_are_those_of_mmemolr_train(features):
     args = build_parser().parse_args(["train", "--corpus", "synth", "--features-dir", str(features), "--modalities",
                                       "t,a", "--target", "rld", "--no-sim-ctx", "--seed", "3", *TINY])
     assert run_config(plan, "t+a_rld-no-sim-ctx_seed3") == resolve_config(args)
+
+
+def test_runs_are_not_resumed_or_reused_on_other_feature_contents(features, tmp_path, capsys):
+    import h5py
+
+    plan = _plan(features, modalities="t", seeds=1)
+    out = tmp_path / "sweep"
+    write_plan(plan, out)
+
+    def stop(epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # one run partly trained
+        run_training(run_config(plan, "t_rld_seed0"), out / "t_rld_seed0", features, progress=False, threads=1,
+                     on_epoch_end=stop)
+    text = next((features / "synth").glob("text-*.h5"))
+    original = text.read_bytes()
+    with h5py.File(text, "r+") as f:  # re-extracted into the same path: same ids, dim and corpus, other values
+        f["features"][...] = f["features"][...] + 1.0
+    with pytest.raises(ValueError, match=r"t_rld_seed0 was started on other feature files than it reads now: "
+                                         r".*text-synth.h5: content checksum was .*delete .*t_rld_seed0 \(or choose "
+                                         r"another --out\)"):
+        run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False)
+    assert not (out / "t_onehot_seed0").exists()  # refused before anything ran
+
+    text.write_bytes(original)
+    assert not run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False).failures
+    with h5py.File(text, "r+") as f:
+        f["features"][...] = f["features"][...] + 1.0
+    argv = ["compare", "--corpus", "synth", "--features-dir", str(features), "--seeds", "1", "--modalities", "t",
+            "--out", str(out), "--no-progress", "--no-figures", "--threads", "1", *TINY]
+    assert main(argv) == 1  # complete runs trained on the old contents are not silently kept in the table
+    assert "t_onehot_seed0 was started on other feature files" in capsys.readouterr().err

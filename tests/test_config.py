@@ -80,3 +80,70 @@ def test_dump_round_trip(tmp_path: Path):
     path.write_text(dump_yaml(config))
     assert load_config(TrainConfig, path) == config
     assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [  # each of these once passed validation (a NaN fails no `x <= 0` check) or crashed later
+        ("optim.lr=inf", r"optim.lr: expected a finite number, got 'inf'"),
+        ("optim.lr=.inf", r"optim.lr: expected a finite number, got inf"),
+        ("optim.weight_decay=nan", r"optim.weight_decay: expected a finite number, got 'nan'"),
+        ("target.eta=nan", r"target.eta: expected a finite number"),
+        ("target.eta=inf", r"target.eta: expected a finite number"),
+        ("target.eta=-4", r"target.eta must be at least 0, got -4.0"),
+        ("target.lcm_alpha=nan", r"target.lcm_alpha: expected a finite number"),
+        ("optim.grad_clip=nan", r"optim.grad_clip: expected a finite number"),
+        ("optim.grad_clip=0", r"optim.grad_clip must be greater than 0, got 0.0"),
+        ("seed=-1", r"seed must be in \[0, 4294967295\], got -1"),
+        ("seed=100000000000000000000", r"seed must be in \[0, 4294967295\], got 100000000000000000000"),
+        ("model.hidden=0", r"model.hidden must be at least 1, got 0"),
+        ("model.dropout=1", r"model.dropout must be in \[0, 1\), got 1.0"),
+        ("optim.ema_decay=1", r"optim.ema_decay must be in \(0, 1\), got 1.0"),
+        ("modalities=t,t", r"modalities: modality 'text' is given twice in t,t; list each modality once"),
+        ("modalities=[a,audio]", r"modality 'audio' is given twice"),
+    ],
+)
+def test_bad_numbers_and_modalities_are_refused(override, message):
+    from mmemolr.train.config import check_train_config
+
+    with pytest.raises(ConfigError, match=message):
+        check_train_config(load_config(TrainConfig, REPO_ROOT / "configs/meld.yaml", [override]))
+
+
+def test_every_numeric_key_has_a_range():
+    """One declarative table covers every int/float key, so a new key cannot skip its range check."""
+    from mmemolr.config import Interval, numeric_keys
+    from mmemolr.train.config import RANGES
+
+    assert set(RANGES) == set(numeric_keys(TrainConfig))
+    for spec in RANGES.values():
+        Interval(spec).bounds()  # parses
+
+
+def test_range_check_covers_configs_built_in_code():
+    import dataclasses
+
+    from mmemolr.train.config import check_train_config
+
+    config = load_config(TrainConfig, None)
+    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, lr=float("nan")))
+    with pytest.raises(ConfigError, match="optim.lr must be a finite number, got nan"):
+        check_train_config(config)
+
+
+def test_interval_notation():
+    from mmemolr.config import Interval
+
+    assert 0.0 in Interval("[0, 1)") and 1.0 not in Interval("[0, 1)") and 0.0 not in Interval("(0, inf)")
+    assert Interval("(0, inf)").describe() == "greater than 0" and Interval("[1, inf)").describe() == "at least 1"
+    assert Interval("(0, 1)").describe() == "in (0, 1)"
+
+
+def test_a_key_twice_in_a_yaml_file_is_an_error(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("corpus: meld\noptim:\n  lr: 0.001\n  patience: 3\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: invalid YAML: .*key 'lr' appears twice \(lines 3 and 5\); keep one"):
+        load_config(TrainConfig, path)
+    path.write_text("corpus: meld\ncorpus: iemocap\n")
+    with pytest.raises(ConfigError, match=r"key 'corpus' appears twice \(lines 1 and 2\)"):
+        load_config(TrainConfig, path)

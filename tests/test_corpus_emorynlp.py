@@ -67,3 +67,20 @@ def test_bad_speaker_literal(tmp_path, emorynlp_root):
         (tmp_path / name).write_text(text, encoding="utf-8")
     with pytest.raises(CorpusError, match=r"emorynlp_dev_final.csv: line 2: Speaker .* is not a list literal"):
         load_corpus("emorynlp", tmp_path)
+
+
+def test_a_cp1252_line_leaves_the_utf8_lines_intact(tmp_path, emorynlp_root):
+    for name in ("emorynlp_train_final.csv", "emorynlp_dev_final.csv", "emorynlp_test_final.csv"):
+        data = (emorynlp_root / name).read_bytes()
+        if name.startswith("emorynlp_test"):
+            data = data.replace(b"things, using", "thingsé, using".encode("cp1252"), 1)  # one legacy byte, line 2
+            data = data.replace(b"a bookcase", "a ‘bookcase’".encode(), 1)  # UTF-8 punctuation, line 3
+        (tmp_path / name).write_bytes(data)
+    corpus = load_corpus("emorynlp", tmp_path)
+    original = load_corpus("emorynlp", emorynlp_root)
+    changed = [(a.text, b.text) for a, b in zip(original.utterances(), corpus.utterances()) if a.text != b.text]
+    assert len(changed) == 2 and changed[0][1] == changed[0][0].replace("things, using", "thingsé, using")
+    assert changed[1][1] == changed[1][0].replace("a bookcase", "a ‘bookcase’")
+    assert corpus.report["cp1252_lines"] == 1
+    assert "emorynlp_test_final.csv: 1 line(s)" in corpus.report["warnings"][0]
+    assert "line(s) 2;" in corpus.report["warnings"][0]

@@ -67,3 +67,40 @@ def test_manifest_missing_media_required(tmp_path):
     (tmp_path / "manifest.csv").write_text(CSV)
     with pytest.raises(CorpusError, match=r"line 2: audio_path .*a.wav does not exist"):
         load_corpus("manifest", tmp_path, require_media=True)
+
+
+def test_one_stray_byte_repairs_its_line_only_and_is_reported(tmp_path, capsys):
+    """The issue's reproduction: one cp1252 byte once turned every correct ’ and é of the file into mojibake."""
+    from mmemolr.cli.main import main
+
+    (tmp_path / "manifest.csv").write_bytes(
+        "dialogue_id,utterance_index,speaker,text,label,split\nd1,0,A,I won’t go to the café,joy,train\n".encode()
+        + b"d2,0,A,dev l\xe9ne,joy,dev\nd3,0,B,t,neutral,test\n")
+    corpus = load_corpus("manifest", tmp_path)
+    texts = [u.text for u in corpus.utterances()]
+    assert texts == ["I won’t go to the café", "dev léne", "t"]
+    assert corpus.report["cp1252_lines"] == 1
+    assert corpus.report["warnings"] == [
+        f"{tmp_path / 'manifest.csv'}: 1 line(s) are not valid UTF-8; their invalid bytes were read as cp1252 "
+        "(Windows-1252): line(s) 3; check their text, or re-save the file as UTF-8"]
+    assert main(["corpus", "prepare", "--corpus", "manifest", "--root", str(tmp_path), "--out", str(tmp_path / "p")]) == 0
+    assert "warning: " + corpus.report["warnings"][0] in capsys.readouterr().out
+
+
+def test_line_neither_utf8_nor_cp1252_names_file_and_line(tmp_path):
+    (tmp_path / "manifest.jsonl").write_bytes(
+        b'{"dialogue_id": "d", "utterance_index": 0, "speaker": "A", "text": "ok", "label": "x", "split": "train"}\n'
+        b'{"dialogue_id": "d", "utterance_index": 1, "speaker": "A", "text": "\x81", "label": "x", "split": "train"}\n')
+    with pytest.raises(CorpusError, match=r"manifest.jsonl: line 2: bytes are neither UTF-8 nor cp1252 \(byte 0x81 at "
+                                          r"column 69\)"):
+        load_corpus("manifest", tmp_path)
+
+
+def test_labels_differing_only_in_case_are_warned_about(tmp_path):
+    (tmp_path / "manifest.csv").write_text("dialogue_id,utterance_index,speaker,text,label,split\n"
+                                           "d1,0,A,a,joy,train\nd2,0,A,b,Joy,dev\nd3,0,A,c,neutral,test\n")
+    corpus = load_corpus("manifest", tmp_path)
+    assert corpus.labels == ["Joy", "joy", "neutral"]  # still two classes: the user decides
+    assert corpus.report["warnings"] == [
+        f"{tmp_path / 'manifest.csv'}: labels 'Joy' (line 3) and 'joy' (line 2) differ only in case and are "
+        "separate classes; write them alike if they are one class"]

@@ -129,3 +129,30 @@ def test_bad_integer_and_missing_file(tmp_path):
     (root / "dev_sent_emo.csv").unlink()
     with pytest.raises(CorpusError, match="dev_sent_emo.csv: MELD file not found"):
         load_corpus("meld", root)
+
+
+def test_a_cp1252_line_leaves_the_utf8_lines_intact(tmp_path):
+    rows = {"train": [["1", "I won’t – café", "Ross", "joy", "positive", "0", "0", "1", "1", "", ""],
+                      ["2", "STRAY", "Rachel", "neutral", "neutral", "0", "1", "1", "1", "", ""]]}
+    root = write_meld(tmp_path, rows)
+    path = root / "train_sent_emo.csv"
+    path.write_bytes(path.read_bytes().replace(b"STRAY", b"caf\xe9 \x92"))
+    corpus = load_corpus("meld", root)
+    first, second = corpus.dialogues[0].utterances
+    assert first.text == "I won’t – café" and second.text == "café ’"
+    assert corpus.report["cp1252_lines"] == 1 and f"{path}: 1 line(s)" in corpus.report["warnings"][0]
+
+
+def test_real_meld_with_one_stray_byte_keeps_every_other_line(tmp_path, meld_root, meld_corpus):
+    """The official files hold thousands of UTF-8 ’ and é: one cp1252 byte elsewhere must not touch them."""
+    for name in CSV_FILES.values():
+        data = (meld_root / name).read_bytes()
+        if name == "dev_sent_emo.csv":
+            lines = data.split(b"\n")
+            lines[5] = lines[5].replace(b",", b"\xe9,", 1)  # line 6: a legacy byte at the end of its first field
+            data = b"\n".join(lines)
+        (tmp_path / name).write_bytes(data)
+    corpus = load_corpus("meld", tmp_path)
+    changed = [u.id for u, v in zip(meld_corpus.utterances(), corpus.utterances()) if u.text != v.text]
+    assert changed == [] and corpus.report["cp1252_lines"] == 1  # the first field is Sr No., not the text
+    assert f"{tmp_path / 'dev_sent_emo.csv'}: 1 line(s)" in corpus.report["warnings"][0]

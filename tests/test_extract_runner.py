@@ -227,6 +227,33 @@ def test_hard_kill_leaves_a_partial_file_that_resumes(fdir, small, tmp_path, reg
     np.testing.assert_array_equal(resumed.features, clean.features)
 
 
+def test_hard_kill_during_overwrite_keeps_the_finished_file(fdir, small, tmp_path, registered):
+    """SIGKILL in an --overwrite run: the finished file stays as it was until the new one is complete."""
+    out = fdir / "meld" / "audio-test-chars.h5"
+    assert extract(fdir, "--extractor", "test-chars", "--workers", "1") == 0
+    before = out.read_bytes()
+    victim = small.dialogues[3].utterances[2].id
+    code = (
+        "import sys, test_extract_runner as t, mmemolr.extract.runner as r; "
+        "from mmemolr.cli.main import main; "
+        "import extractors; extractors.EXTRACTORS[t.CharExtractor.name] = t.CharExtractor; "
+        "r.FLUSH_SECONDS = 0.0; "
+        f"sys.exit(main(['extract', '--corpus', 'meld', '--features-dir', {str(fdir)!r}, '--no-progress', "
+        "'--extractor', 'test-chars', '--workers', '1', '--overwrite', 'dim=8']))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+           "MMEMOLR_TEST_KILL_AT": victim}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert out.read_bytes() == before  # once deleted at the start of the run
+    assert read_features(fdir / "meld" / "audio-test-chars.partial.h5", allow_partial=True).dim == 8
+    assert extract(fdir, "--extractor", "test-chars", "--workers", "1", "--overwrite", "dim=8") == 0
+    replaced = read_features(out)
+    clean = _run_chars(fdir, tmp_path / "clean.h5", 1, "dim=8")
+    assert replaced.dim == 8 and replaced.ids == clean.ids
+    np.testing.assert_array_equal(replaced.features, clean.features)
+
+
 def _run_chars(fdir: Path, out: Path, workers: int, *options: str) -> object:
     import extractors  # noqa: F401
 
@@ -249,8 +276,10 @@ def test_shards_partition_the_corpus_by_dialogue(meld_corpus):
         dialogue_of = {u.id: u.dialogue_id for u in meld_corpus.utterances()}
         for a, b in zip(parts, parts[1:]):
             assert dialogue_of[a[-1]] != dialogue_of[b[0]]  # no dialogue is cut
-    for bad in ("2/2", "1", "a/b", "0/0", "-1/2"):
-        with pytest.raises(ValueError, match="--shard"):
+    for bad, message in (("2/2", r"I must be in 0..1 \(shards are numbered from 0\), e.g. 0/2"),
+                         ("1", "must look like I/N"), ("a/b", "must look like I/N"),
+                         ("0/0", "N, the number of shards, must be at least 1"), ("-1/2", "I must be in 0..1")):
+        with pytest.raises(ValueError, match=rf"--shard '{bad}'.*{message}"):
             parse_shard(bad)
 
 

@@ -23,7 +23,9 @@ from mmemolr.fuse import (
 
 def test_modalities_accept_codes_and_names():
     assert normalise_modalities("t,a,v") == ["t", "a", "v"]
-    assert normalise_modalities(["text", "visual", "t"]) == ["t", "v"]
+    assert normalise_modalities(["text", "visual"]) == ["t", "v"]
+    with pytest.raises(ValueError, match="modality 'text' is given twice in text,visual,t"):
+        normalise_modalities(["text", "visual", "t"])  # once silently dropped, so t,t trained on text alone
     with pytest.raises(ValueError, match="unknown modality 'x'"):
         normalise_modalities(["x"])
     with pytest.raises(ValueError, match="no modality"):
@@ -63,7 +65,7 @@ def test_mismatched_ids_are_named(tmp_path):
     corpus = make_corpus()
     ids = corpus.utterance_ids()
     path = write_features(corpus, tmp_path, "text", ids=ids[:-2])
-    with pytest.raises(ValueError, match=rf"2 corpus utterance\(s\) missing .*{ids[-1]}"):
+    with pytest.raises(ValueError, match=rf"2 corpus utterance\(s\) missing, e.g. .*{ids[-1]}"):
         load_feature_files({"t": path}, corpus)
     a = write_features(corpus, tmp_path, "text", file_name="a.h5")
     b = write_features(corpus, tmp_path, "audio", file_name="b.h5", ids=ids[1:])
@@ -76,7 +78,7 @@ def test_nan_rows_are_named(tmp_path):
     path = write_features(corpus, tmp_path, "text")
     with h5py.File(path, "r+") as f:
         f["features"][3, 0] = np.nan
-    with pytest.raises(ValueError, match=rf"NaN or inf, e.g. utterance\(s\) \['{corpus.utterance_ids()[3]}'\]"):
+    with pytest.raises(ValueError, match=rf"1 row\(s\) with NaN/inf, e.g. \['{corpus.utterance_ids()[3]}'\]"):
         load_feature_files({"t": path}, corpus)
 
 

@@ -165,6 +165,24 @@ def test_non_finite_rows_are_failures_not_zeros(tmp_path):
     assert not ff.available[ff.rows_for([bad])[0]] and int(ff.available.sum()) == len(ff.ids) - 1
 
 
+def test_all_zero_rows_are_failures_so_the_file_validates(tmp_path):
+    """Zero vectors mark missing ones in some releases; written as data, every command would refuse the file."""
+    src = tmp_path / "z.pkl"
+    made = make_pickle(src, "iemocap-dialoguernn")
+
+    def zero_one_row(items):
+        vid = made["vids"][1]
+        items[5][vid] = [np.zeros_like(v) if j == 0 else v for j, v in enumerate(items[5][vid])]
+
+    _rewrite(src, zero_one_row)
+    r = import_dialoguernn(src, "z", trust_pickle=True, features_dir=tmp_path, progress=False)
+    assert r.failed == {"text": 0, "audio": 0, "visual": 1}
+    bad = made["ids"][made["vids"][1]][0]
+    assert read_features(r.feature_files["visual"]).errors == [
+        (bad, "all-zero", "videoVisual holds an all-zero vector for this utterance")]
+    assert validate_features(r.feature_files["visual"], r.corpus) == []
+
+
 def _rewrite(src: Path, edit) -> None:
     with open(src, "rb") as fh:
         items = list(pickle.load(fh))

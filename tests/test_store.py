@@ -214,3 +214,124 @@ def test_merge_shards(tmp_path, capsys):
     c = complete_file(tmp_path, corpus, "c.h5", ids=ids[1::2], shard="1/2", dim=6)
     with pytest.raises(FeatureFileError, match="has dim=6 but"):
         merge_shards([a, c], tmp_path / "x.h5")
+
+
+# --- one validation for every command (#16) -------------------------------------------------------------
+
+def _damage(path, kind: str, row: int = 3) -> None:
+    """Damage a complete file behind the writer's back, in the ways a buggy tool or a bad copy would."""
+    with h5py.File(path, "r+") as f:
+        if kind == "zero-row":
+            f["features"][row] = 0.0  # still marked available
+        elif kind == "not-done":
+            done = f["done"][:]
+            done[row] = False  # the file still says complete
+            f["done"][:] = done
+        elif kind == "dim":
+            f.attrs["dim"] = 7
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("zero-row", r"1 row\(s\) marked available are all zeros, e.g. \['d0_u3'\]; a missing vector must be recorded"),
+    ("not-done", r"marked complete, but 1 row\(s\) are not marked done, e.g. \['d0_u3'\]; the file is damaged"),
+    ("dim", r"wrong dimension: attribute dim=7, matrix has 5 columns"),
+])
+def test_validate_and_training_refuse_the_same_damage(tmp_path, kind, message):
+    """``features validate`` and every command that reads features (through load_feature_files) share one
+    check: a file one accepts the other accepts, and each damage is refused by both with one message."""
+    from mmemolr.fuse import load_feature_files
+
+    corpus = small_corpus()
+    path = complete_file(tmp_path, corpus)
+    load_feature_files({"t": path}, corpus)  # sound
+    _damage(path, kind)
+    problems = validate_features(path, corpus)
+    assert len(problems) == 1 and __import__("re").search(message, problems[0])
+    with pytest.raises(FeatureFileError) as raised:
+        load_feature_files({"t": path}, corpus)
+    assert str(raised.value) == problems[0]
+
+
+# --- atomic replace, locks, unwritable outputs ----------------------------------------------------------
+
+def _file_content(path) -> tuple:
+    ff = read_features(path)
+    return ff.ids, ff.features.tobytes(), ff.available.tobytes(), ff.errors, ff.attrs.get("shard")
+
+
+def test_merge_keeps_the_old_output_until_the_new_one_is_complete(tmp_path, monkeypatch):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    a = complete_file(tmp_path, corpus, "a.h5", ids=ids[0::2], shard="0/2")
+    b = complete_file(tmp_path, corpus, "b.h5", ids=ids[1::2], shard="1/2")
+    out = tmp_path / "merged.h5"
+    merge_shards([a, b], out)
+    before = _file_content(out)
+
+    def crash(self, *args):
+        raise RuntimeError("killed mid-merge")
+
+    monkeypatch.setattr(FeatureWriter, "write", crash)
+    with pytest.raises(RuntimeError, match="killed mid-merge"):
+        merge_shards([a, b], out)
+    assert _file_content(out) == before  # once deleted before the merge began
+    monkeypatch.undo()
+    assert merge_shards([a, b], out) == out and _file_content(out) == before
+    assert not partial_path(out).exists()
+
+
+def test_overwrite_keeps_the_finished_file_until_the_new_one_is_complete(tmp_path):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    path = complete_file(tmp_path, corpus)
+    before = _file_content(path)
+    w = FeatureWriter(path, ids, attrs_for(corpus, extractor_config={"k": 2}), overwrite=True)
+    w.write(ids[:3], vectors(ids[:3]) + 1)
+    assert w.close() == partial_path(path) and _file_content(path) == before  # interrupted: old file intact
+    with FeatureWriter(path, ids, attrs_for(corpus, extractor_config={"k": 2}), overwrite=True) as w:
+        w.write(ids, vectors(ids) + 1)
+    assert read_features(path).config() == {"k": 2} and not partial_path(path).exists()
+
+
+def _hold_write_lock(path):
+    """Take the lock HDF5 takes when a process opens a file for writing (flock, exclusive)."""
+    import fcntl
+
+    handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def test_a_file_another_process_writes_is_named_as_such_and_never_deleted(tmp_path):
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    path = tmp_path / "f.h5"
+    w = FeatureWriter(path, ids, attrs_for(corpus))
+    w.write(ids[:2], vectors(ids[:2]))
+    w.close()  # a partial file, as another extraction would hold it
+    lock = _hold_write_lock(partial_path(path))
+    try:
+        for overwrite in (False, True):
+            with pytest.raises(FeatureFileError, match=r"another process is writing .*f.partial.h5 .*wait for it to "
+                                                       r"finish.*Do not delete the file"):
+                FeatureWriter(path, ids, attrs_for(corpus), overwrite=overwrite)
+            assert partial_path(path).exists()
+    finally:
+        lock.close()
+    assert read_features(partial_path(path), allow_partial=True).done.sum() == 2  # nothing lost
+    with FeatureWriter(path, ids, attrs_for(corpus)) as w:  # the other process is gone: it resumes
+        assert w.pending_ids == ids[2:]
+        w.write(ids[2:], vectors(ids[2:]))
+
+
+def test_unwritable_output_says_what_to_do(tmp_path, capsys):
+    corpus = small_corpus()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(FeatureFileError, match=r"cannot create the folder .*a-file: File exists; a file of that name "
+                                               r"is in the way; choose another location"):
+        FeatureWriter(blocker / "f.h5", corpus.utterance_ids(), attrs_for(corpus))
+    a = complete_file(tmp_path, corpus, "a.h5")
+    assert main(["features", "merge", str(a), "--out", str(blocker / "sub" / "m.h5")]) == 1
+    err = capsys.readouterr().err
+    assert "error: cannot create the folder" in err and "Errno" not in err

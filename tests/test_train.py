@@ -52,6 +52,8 @@ def test_config_range_checks():
         check_train_config(load_config(TrainConfig, None, ["target.name=nope"]))
     with pytest.raises(ConfigError, match="combine=mix needs RLD to be a distribution"):
         check_train_config(load_config(TrainConfig, None, ["target.refiner=paper", "target.combine=mix"]))
+    with pytest.raises(ConfigError, match="needs sim_speaker or sim_ctx"):
+        check_train_config(load_config(TrainConfig, None, ["target.sim_speaker=false", "target.sim_ctx=false"]))
 
 
 def test_a_run_folder_from_before_the_refiner_forms_loads_as_it_was_trained(features, tmp_path):
@@ -73,16 +75,14 @@ def test_removed_target_keys_load_when_off_and_are_refused_otherwise():
     assert old == TrainConfig()
     with pytest.raises(ConfigError, match="target.rld_anchor=0.5 was removed"):
         load_config(TrainConfig, None, ["target.rld_anchor=0.5"])
-    with pytest.raises(ConfigError, match="needs sim_speaker or sim_ctx"):
-        check_train_config(load_config(TrainConfig, None, ["target.sim_speaker=false", "target.sim_ctx=false"]))
 
 
 def test_run_folder_contract(features, tmp_path):
     run_dir = tmp_path / "run"
     results = run_training(_config("rld"), run_dir, features, progress=False)
     names = {p.name for p in run_dir.iterdir()}
-    assert {"config.yaml", "metrics.csv", "metrics.json", "best.pt", "predictions.csv", "test_states.npz",
-            "results.json"} <= names
+    assert {"config.yaml", "inputs.json", "metrics.csv", "metrics.json", "best.pt", "predictions.csv",
+            "test_states.npz", "results.json"} <= names
     assert "last.pt" not in names and not any(n.endswith(".tmp") for n in names)
     stored = json.loads((run_dir / "results.json").read_text())
     assert stored == json.loads(json.dumps(results))
@@ -91,6 +91,7 @@ def test_run_folder_contract(features, tmp_path):
         assert key in stored, key
     assert stored["status"] == "complete" and stored["corpus"] == "synth" and stored["device"] == "cpu"
     assert stored["feature_files"]["t"]["dim"] == 12 and stored["feature_files"]["a"]["extractor"] == "synth-audio"
+    assert stored["feature_files"] == json.loads((run_dir / "inputs.json").read_text())  # recorded at the start
     test = stored["test"]
     assert set(test["per_class_f1"]) == set(stored["labels"])
     assert np.array(test["confusion_matrix"]).sum() == sum(test["support"].values())
@@ -338,7 +339,7 @@ def test_cli_default_run_folder_and_ablation_flags(features, tmp_path, monkeypat
 @pytest.mark.parametrize("extra,message", [
     (["--modalities", "t,v"], "modality 'visual' was asked for"),
     (["--target", "nope"], "target.name='nope' is not a known target"),
-    (["optim.lr=-1"], "optim.lr must be positive"),
+    (["optim.lr=-1"], "optim.lr must be greater than 0, got -1.0"),
     (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
 ])
 def test_cli_bad_input_exits_with_a_message(features, tmp_path, capsys, extra, message):
@@ -387,3 +388,51 @@ def test_real_meld_slice_trains(meld_corpus, minilm_dir, tmp_path):
     assert results["feature_files"]["t"]["dim"] == 384
     assert sum(results["test"]["support"].values()) == sum(len(d) for d in dialogues if d.split == "test")
     assert compare_metrics(results, evaluate_run(tmp_path / "run")) == []
+
+
+# --- a run's inputs: recorded at the start, checked on resume, reuse and evaluate (#16) ---------------------
+
+def _swap_content(path: Path, config: dict | None = None) -> bytes:
+    """Other values (and extractor config) in a file with the same ids, dim and corpus fingerprint, as a
+    re-extraction with other settings into the same path would leave; returns the original bytes."""
+    import h5py
+
+    original = path.read_bytes()
+    with h5py.File(path, "r+") as f:
+        f["features"][...] = f["features"][...] * 1.5 + 0.25
+        if config is not None:
+            f.attrs["extractor_config"] = json.dumps(config)
+    return original
+
+
+def test_resume_refuses_other_feature_contents_and_accepts_a_moved_identical_file(features, tmp_path):
+    config = _config("rld", epochs=3)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, run_dir, features, progress=False, on_epoch_end=_kill_at(1))
+    inputs = json.loads((run_dir / "inputs.json").read_text())
+    text = features / "synth" / "text-synth.h5"
+    assert set(inputs) == {"t", "a"} and inputs["t"]["path"] == str(text.resolve())
+    assert len(inputs["t"]["content_sha256"]) == 64 and inputs["t"]["extractor"] == "synth-text"
+
+    original = _swap_content(text, {"pooling": "cls"})
+    with pytest.raises(ValueError, match=r"run was started on other feature files than it reads now: .*text-synth.h5: "
+                                         r"content checksum was [0-9a-f]{12}…, now [0-9a-f]{12}…; extractor_config "
+                                         r"differs in pooling \(None -> 'cls'\); restore the original file"):
+        run_training(config, run_dir, features, progress=False)
+    assert len(_metric_rows(run_dir)) == 1  # nothing trained on the other data
+
+    text.unlink()
+    moved = features / "synth" / "text-renamed.h5"  # the same content under another name
+    moved.write_bytes(original)
+    results = run_training(config, run_dir, features, progress=False)
+    assert results["feature_files"]["t"]["path"] == str(moved.resolve())
+    assert results["feature_files"]["t"]["content_sha256"] == inputs["t"]["content_sha256"]
+    assert results["feature_files"]["t"]["extractor_config"] == {}
+
+    # a complete run is not reused, nor evaluated, on other contents either
+    _swap_content(moved)
+    with pytest.raises(ValueError, match=r"text-renamed.h5: content checksum was"):
+        run_training(config, run_dir, features, progress=False)
+    with pytest.raises(ValueError, match=r"text-renamed.h5: content checksum .*restore the files it was trained on"):
+        evaluate_run(run_dir)

@@ -195,6 +195,8 @@ def test_extract_cli_end_to_end(media_dir, tmp_path):
                 "--no-progress", "--max-failures", "1", "pooling=mean,std"])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no_face" in done.stdout
+    assert f"note: 1 utterance(s) have a still image, not a video, as video_path (e.g. {media_dir / 'multi_face.jpg'} " \
+           "for d2_u1); each is read as a single frame" in done.stderr
     features = read_features(folder / "visual-hoglbp.h5")
     assert features.attrs["extractor"] == "hoglbp" and int(features.attrs["dim"]) == 2 * 2708
     assert features.ids == ["d1_u0", "d1_u1", "d1_u2", "d2_u0", "d2_u1"]

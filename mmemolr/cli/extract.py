@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 from mmemolr.cli.common import add_prepared_corpus_arg
 from mmemolr.config import parse_overrides
@@ -101,6 +102,10 @@ def run_extract(args: argparse.Namespace) -> int:
           + (f", shard {shard.index}/{shard.count}" if not shard.whole else "")
           + (f", {workers} workers" if workers > 1 and extractor.cpu_parallel else "")
           + f"\n-> {out}", file=sys.stderr)
+    if extractor.modality == "visual":
+        note = still_image_note(corpus)
+        if note:
+            print(note, file=sys.stderr)
     result = run_extraction(corpus, extractor, out, shard=shard, workers=workers, batch_size=runner_batch,
                             overwrite=args.overwrite, progress=not args.no_progress)
     print(failure_summary(result.errors, result.total))
@@ -118,6 +123,17 @@ def run_extract(args: argparse.Namespace) -> int:
             "(mmemolr features inspect); fix the inputs and rerun with --overwrite, or raise --max-failures"
         )
     return 0
+
+
+def still_image_note(corpus) -> str | None:
+    """A still image given as an utterance's video is read as a one-frame video: say so, with an example."""
+    from extractors.faces import IMAGE_SUFFIXES
+
+    stills = [u for u in corpus.utterances() if u.video_path and Path(u.video_path).suffix.lower() in IMAGE_SUFFIXES]
+    if not stills:
+        return None
+    return (f"note: {len(stills)} utterance(s) have a still image, not a video, as video_path (e.g. "
+            f"{stills[0].video_path} for {stills[0].id}); each is read as a single frame")
 
 
 def list_extractors() -> str:

@@ -42,7 +42,7 @@ def run_import(args: argparse.Namespace) -> int:
     print(corpus_summary(result.corpus))
     rows = [[m, result.dims[m], result.failed.get(m, 0), str(p)] for m, p in result.feature_files.items()]
     print()
-    print(format_table(["modality", "dim", "non-finite rows", "file"], rows, title=f"layout {result.layout}"))
+    print(format_table(["modality", "dim", "unavailable rows (NaN/inf or all zeros)", "file"], rows, title=f"layout {result.layout}"))
     print(f"\nprepared corpus: {result.corpus_dir}  (use --corpus {result.corpus_dir} or --corpus "
           f"{args.corpus_name} --features-dir {args.features_dir})")
     return 0

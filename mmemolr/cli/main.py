@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+from mmemolr.fileio import os_error_reason
+
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parser(s).
 COMMAND_MODULES = [
     "mmemolr.cli.corpus",
@@ -34,9 +36,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose value may start with "-" ("--shard -1/2" must reach our own check, not fail in argparse).
+DASH_VALUE_OPTIONS = ("--shard",)
+
+
+def attach_dash_values(argv: list[str]) -> list[str]:
+    """``--shard -1/2`` -> ``--shard=-1/2``: argparse takes a value starting with "-" for an option."""
+    out: list[str] = []
+    for item in argv:
+        if out and out[-1] in DASH_VALUE_OPTIONS and item[:1] == "-" and item[1:2].isdigit():
+            out[-1] = f"{out[-1]}={item}"
+        else:
+            out.append(item)
+    return out
+
+
+def describe_os_error(err: OSError) -> str:
+    """``[Errno 13] Permission denied: 'runs/x'`` -> the path, the reason and what to do."""
+    if not err.errno or not err.filename:
+        return str(err)
+    return f"{err.filename}: {os_error_reason(err)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_dash_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
@@ -49,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PermissionError, OSError, RuntimeError) as err:
         if args.verbose:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {describe_os_error(err) if isinstance(err, OSError) else err}", file=sys.stderr)
         return 1
 
 

@@ -28,8 +28,14 @@ from mmemolr.compare.plan import SweepPlan, build_plan, parse_seeds
 from mmemolr.config import load_config, to_dict
 from mmemolr.corpus import corpus_dir, load_prepared
 from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
-from mmemolr.fuse import MODALITY_NAMES, normalise_modalities, resolve_feature_files
-from mmemolr.store import find_feature_files
+from mmemolr.fuse import (
+    MODALITY_NAMES,
+    describe_file,
+    load_feature_files,
+    normalise_modalities,
+    resolve_feature_files,
+)
+from mmemolr.store import find_feature_files, read_features
 from mmemolr.train import rundir
 from mmemolr.train.config import TrainConfig, check_train_config, default_config_path
 
@@ -55,7 +61,8 @@ def make_plan(
             raise FileNotFoundError(f"{folder} holds no complete feature file; run `mmemolr extract` first")
     else:
         codes = normalise_modalities(modalities)
-    resolve_feature_files(folder, codes, features)  # missing or ambiguous files fail here, not in every run
+    # Missing, ambiguous or damaged files fail here (the check training makes), not in every run.
+    load_feature_files(resolve_feature_files(folder, codes, features), prepared)
     config_path = Path(config) if config else default_config_path(corpus)
     if config_path is not None and not config_path.exists():
         raise FileNotFoundError(f"config file {config_path} does not exist")
@@ -102,12 +109,26 @@ def sweep_tasks(plan: SweepPlan, sweep_dir: Path, progress: bool = False) -> tup
     """Tasks of the runs still to do, and names of the complete ones. A run folder made with another
     config is an error before anything starts."""
     tasks, done = [], []
+    described: dict[Path, dict] = {}  # feature file -> its record, each file read once
+
+    def inputs_of(config: TrainConfig) -> dict[str, dict]:
+        paths = resolve_feature_files(corpus_dir(config.corpus, plan.features_dir), config.modalities, config.features)
+        for path in paths.values():
+            if path.resolve() not in described:
+                described[path.resolve()] = describe_file(read_features(path))
+        return {code: described[path.resolve()] for code, path in paths.items()}
+
     for spec in plan.runs:
         config = run_config(plan, spec.name)
         run_dir = sweep_dir / spec.name
         wanted = to_dict(config)
         stored = rundir.read_results(run_dir)
         rundir.check_same_config(run_dir, stored.get("config") if stored else rundir.read_config_dict(run_dir), wanted)
+        recorded = rundir.recorded_inputs(run_dir)
+        if recorded:  # a started or finished run: its features must be the ones it was trained on
+            rundir.check_same_inputs(run_dir, recorded, inputs_of(config),
+                                     f"restore the original file(s), or delete {run_dir} (or choose another --out) "
+                                     "to train it again on the new ones")
         if run_status(run_dir) == "complete":
             done.append(spec.name)
             continue

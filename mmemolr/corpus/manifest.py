@@ -49,6 +49,18 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def case_variant_warnings(path: Path, labels: list[str], first_line: dict[str, int]) -> list[str]:
+    """Labels that differ only in case ("Joy", "joy") are separate classes; say so, naming where each appears."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(label.casefold(), []).append(label)
+    return [
+        f"{path}: labels {' and '.join(f'{v!r} (line {first_line[v]})' for v in variants)} differ only in case "
+        "and are separate classes; write them alike if they are one class"
+        for variants in groups.values() if len(variants) > 1
+    ]
+
+
 @register_corpus
 class ManifestAdapter(CorpusAdapter):
     """Options: ``name`` (corpus name, default the manifest's folder name), ``labels`` (ordered list)."""
@@ -62,6 +74,7 @@ class ManifestAdapter(CorpusAdapter):
         base = path.parent
         rows: list[Utterance] = []
         seen: dict[str, int] = {}
+        first_line: dict[str, int] = {}  # label -> line where it first appears
         missing_media = 0
         for line, rec in records:
             where = f"{path}: line {line}"
@@ -77,6 +90,7 @@ class ManifestAdapter(CorpusAdapter):
             label = str(rec["label"]).strip()
             if not label:
                 raise CorpusError(f"{where}: empty label for utterance {uid!r}")
+            first_line.setdefault(label, line)
             media: dict[str, str | None] = {}
             for key in ("audio_path", "video_path"):
                 value = rec.get(key)
@@ -103,6 +117,7 @@ class ManifestAdapter(CorpusAdapter):
             raise CorpusError(f"{path}: the manifest has no utterances")
         found = sorted({u.label for u in rows if u.label is not None})
         labels = list(self.options.get("labels") or found)
+        warnings = case_variant_warnings(path, found, first_line)
         unknown = sorted(set(found) - set(labels))
         if unknown:
             first = next(u for u in rows if u.label in unknown)
@@ -117,5 +132,5 @@ class ManifestAdapter(CorpusAdapter):
             labels=labels,
             dialogues=dialogues,
             provenance={"format": path.suffix.lstrip("."), "file": str(path)},
-            report={"missing_media": missing_media},
+            report={"missing_media": missing_media, "warnings": warnings},
         )

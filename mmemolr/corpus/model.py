@@ -60,7 +60,8 @@ class Corpus:
     """A corpus: its name, its ordered label set and its dialogues.
 
     ``report`` holds what the adapter filtered or repaired (counts with reasons), so nothing is
-    dropped silently; ``provenance`` says where the corpus came from.
+    dropped silently, and ``report["warnings"]`` what the user should look at (printed by prepare and
+    inspect); ``provenance`` says where the corpus came from.
     """
 
     name: str

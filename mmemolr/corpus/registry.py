@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mmemolr.corpus.model import Corpus
+from mmemolr.corpus.readers import logging_decoding
 
 CORPUS_ADAPTERS: dict[str, type[CorpusAdapter]] = {}
 
@@ -41,8 +42,12 @@ def load_corpus(adapter: str, root: str | Path, **options: Any) -> Corpus:
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus root {root} does not exist")
-    corpus = CORPUS_ADAPTERS[adapter](**options).load(root)
+    with logging_decoding() as decoding:
+        corpus = CORPUS_ADAPTERS[adapter](**options).load(root)
     corpus.validate()
+    if decoding.lines:
+        corpus.report["cp1252_lines"] = sum(len(lines) for lines in decoding.lines.values())
+        corpus.report.setdefault("warnings", []).extend(decoding.warnings())
     corpus.provenance.setdefault("adapter", adapter)
     corpus.provenance.setdefault("root", str(root.resolve()))
     return corpus

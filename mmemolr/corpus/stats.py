@@ -35,7 +35,10 @@ def corpus_summary(corpus: Corpus) -> str:
     parts.append(format_table(["label", *splits], label_rows))
     top = Counter(u.speaker for u in corpus.utterances()).most_common(10)
     parts.append(format_table(["top speaker", "utterances"], [[s, n] for s, n in top]))
-    report = {k: v for k, v in corpus.report.items() if v not in (0, None, {}, [])}
+    report = {k: v for k, v in corpus.report.items() if v not in (0, None, {}, []) and k != "warnings"}
     if report:
         parts.append("adapter report: " + ", ".join(f"{k}={v}" for k, v in report.items()))
+    warnings = corpus.report.get("warnings") or []
+    if warnings:
+        parts.append("\n".join(f"warning: {w}" for w in warnings))
     return "\n\n".join(parts)

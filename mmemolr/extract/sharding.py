@@ -35,12 +35,15 @@ def parse_shard(spec: str | None) -> Shard:
     """``"I/N"`` with 0 <= I < N (``0/2`` and ``1/2`` are the two halves); None means the whole corpus."""
     if spec is None or spec == "":
         return Shard(0, 1)
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
+    match = re.fullmatch(r"\s*([-+]?\d+)\s*/\s*([-+]?\d+)\s*", spec)
     if not match:
         raise ValueError(f"--shard {spec!r} must look like I/N, e.g. 0/4 for the first of four shards")
     index, count = int(match.group(1)), int(match.group(2))
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"--shard {spec!r}: I must be in 0..N-1 (shards are numbered from 0), e.g. 0/{max(count, 2)}")
+    if count < 1:
+        raise ValueError(f"--shard {spec!r}: N, the number of shards, must be at least 1 (1/1 is the whole corpus)")
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {spec!r}: I must be in 0..{count - 1} (shards are numbered from 0), "
+                         f"e.g. 0/{count} for the first of {count}")
     return Shard(index, count)
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from mmemolr.corpus.model import Corpus
-from mmemolr.store import FeatureFile, find_feature_files, read_features
+from mmemolr.store import FeatureFile, check_features, find_feature_files, read_features
 
 MODALITY_NAMES = {"t": "text", "a": "audio", "v": "visual"}
 MODALITY_CODES = {name: code for code, name in MODALITY_NAMES.items()}
@@ -25,12 +23,16 @@ def modality_code(name: str) -> str:
 
 
 def normalise_modalities(modalities: Sequence[str] | str) -> list[str]:
-    """Codes in the order given, without duplicates; at least one."""
+    """Codes in the order given; at least one, none twice (``t,t`` or ``t,text`` is an error)."""
     if isinstance(modalities, str):
         modalities = [m for m in modalities.split(",") if m.strip()]
-    codes = list(dict.fromkeys(modality_code(m) for m in modalities))
+    codes = [modality_code(m) for m in modalities]
     if not codes:
         raise ValueError("no modality chosen; pass --modalities t (or t,a,v)")
+    twice = [code for code in dict.fromkeys(codes) if codes.count(code) > 1]
+    if twice:
+        raise ValueError(f"modality {MODALITY_NAMES[twice[0]]!r} is given twice in {','.join(map(str, modalities))}; "
+                         "list each modality once")
     return codes
 
 
@@ -67,44 +69,16 @@ def resolve_feature_files(corpus_folder: str | Path, modalities: Sequence[str],
 
 
 def load_feature_files(paths: Mapping[str, Path], corpus: Corpus) -> dict[str, FeatureFile]:
-    """Read each file and check it: modality, one corpus for all, the corpus's utterances, no NaN/inf."""
+    """Read each file and check it: modality, one corpus for all, and :func:`check_features` (every
+    utterance of the corpus, no damage, no NaN/inf or all-zero rows posing as data)."""
     files = {code: read_features(path) for code, path in paths.items()}
     for code, ff in files.items():
         if ff.modality != MODALITY_NAMES[code]:
             raise ValueError(f"{ff.path} holds {ff.modality!r} features, but it was given as the "
                              f"{MODALITY_NAMES[code]} modality")
     _check_same_corpus(files)
-    fingerprint = corpus.fingerprint()
-    expected = corpus.utterance_ids()
-    expected_set = set(expected)
     for ff in files.values():
-        if ff.attrs.get("corpus_fingerprint") != fingerprint:
-            raise ValueError(
-                f"{ff.path} was extracted from corpus {ff.attrs.get('corpus_name')!r} "
-                f"(fingerprint {str(ff.attrs.get('corpus_fingerprint'))[:12]}), not from the prepared corpus "
-                f"{corpus.name!r} (fingerprint {fingerprint[:12]}); extract the features again for this corpus"
-            )
-        ids = set(ff.ids)
-        missing = [uid for uid in expected if uid not in ids]
-        extra = [uid for uid in ff.ids if uid not in expected_set]
-        if missing or extra or len(ids) != len(ff.ids):
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} corpus utterance(s) missing (e.g. {missing[:3]})")
-            if extra:
-                parts.append(f"{len(extra)} id(s) not in the corpus (e.g. {extra[:3]})")
-            if len(ids) != len(ff.ids):
-                parts.append("duplicate ids")
-            raise ValueError(f"{ff.path} does not cover the utterances of corpus {corpus.name!r}: "
-                             + "; ".join(parts) + "; extract the features again for this corpus")
-        rows = ff.features[ff.available]
-        if rows.size:
-            bad = ~np.isfinite(rows).all(axis=1)
-            if bad.any():
-                avail_ids = [uid for uid, a in zip(ff.ids, ff.available) if a]
-                where = [avail_ids[i] for i in np.flatnonzero(bad)[:3]]
-                raise ValueError(f"{ff.path}: {int(bad.sum())} feature row(s) hold NaN or inf, e.g. utterance(s) "
-                                 f"{where}; extract them again (or mark them unavailable)")
+        check_features(ff, corpus)
     return files
 
 
@@ -129,13 +103,16 @@ def _check_same_corpus(files: Mapping[str, FeatureFile]) -> None:
 
 
 def describe_file(ff: FeatureFile) -> dict:
-    """What results.json records about a feature file."""
+    """What a run folder records about a feature file it reads (inputs.json, results.json): where it was,
+    what made it and a checksum of its content (compared on resume and evaluate: rundir.check_same_inputs)."""
     return {
         "path": str(Path(ff.path).resolve()),
         "extractor": str(ff.attrs.get("extractor", "")),
+        "extractor_config": ff.config(),
         "model_id": str(ff.attrs.get("model_id", "")),
         "dim": ff.dim,
         "weights_sha256": str(ff.attrs.get("weights_sha256", "")),
+        "content_sha256": ff.content_sha256(),
         "available": int(ff.available.sum()),
         "rows": len(ff.ids),
     }

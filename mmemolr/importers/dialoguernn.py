@@ -70,7 +70,7 @@ class ImportResult:
     layout: str
     feature_files: dict[str, Path] = field(default_factory=dict)
     dims: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)  # modality -> rows with non-finite values
+    failed: dict[str, int] = field(default_factory=dict)  # modality -> rows with NaN/inf or all zeros
 
 
 def _is_id_collection(value: Any) -> bool:
@@ -289,13 +289,15 @@ def import_dialoguernn(
         try:
             pending = set(writer.pending_ids)
             finite = np.isfinite(matrix).all(axis=1)
-            good = [i for i, uid in enumerate(ids) if uid in pending and finite[i]]
+            # An all-zero vector is how these pickles often mark a missing one: unavailable, not data.
+            usable = finite & matrix.any(axis=1)
+            good = [i for i, uid in enumerate(ids) if uid in pending and usable[i]]
             if good:
                 writer.write([ids[i] for i in good], matrix[good])
-            bad = [i for i, uid in enumerate(ids) if uid in pending and not finite[i]]
-            for i in bad:
-                writer.fail(ids[i], "non_finite", f"{MODALITY_FIELDS[modality]} holds NaN/inf for this utterance")
-            result.failed[modality] = int((~finite).sum())
+            for i in (i for i, uid in enumerate(ids) if uid in pending and not usable[i]):
+                kind, what = ("non_finite", "NaN/inf") if not finite[i] else ("all-zero", "an all-zero vector")
+                writer.fail(ids[i], kind, f"{MODALITY_FIELDS[modality]} holds {what} for this utterance")
+            result.failed[modality] = int((~usable).sum())
         finally:
             result.feature_files[modality] = writer.close()
     return result

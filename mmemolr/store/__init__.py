@@ -11,9 +11,10 @@ from mmemolr.store.h5 import (
     read_features,
 )
 from mmemolr.store.merge import merge_shards
-from mmemolr.store.validate import describe_features, validate_features
+from mmemolr.store.validate import check_features, describe_features, feature_problems, validate_features
 
 __all__ = [
-    "FeatureFile", "FeatureFileError", "FeatureWriter", "describe_features", "find_feature_files",
+    "FeatureFile", "FeatureFileError", "FeatureWriter", "check_features", "describe_features", "feature_problems",
+    "find_feature_files",
     "library_versions", "merge_shards", "partial_path", "read_attrs", "read_features", "validate_features",
 ]

@@ -15,6 +15,8 @@ so a file with the final name is complete; an interrupted run leaves the partial
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import platform
@@ -26,6 +28,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from mmemolr.fileio import os_error_reason
 
 FORMAT = "mmemolr-features"
 FORMAT_VERSION = 1
@@ -61,6 +65,8 @@ class FeatureWriter:
 
     ``ids`` are the utterance ids this file covers, in corpus order; ``attrs`` must hold at least
     corpus_name, corpus_fingerprint, modality, extractor, extractor_config (dict) and dim.
+    ``overwrite`` starts a new file instead of resuming or reusing one; an existing finished file is
+    replaced only when the new one is complete, so a killed run never loses it.
     """
 
     def __init__(self, path: str | Path, ids: Sequence[str], attrs: dict[str, Any], overwrite: bool = False) -> None:
@@ -73,26 +79,36 @@ class FeatureWriter:
         self.dim = int(self.attrs["dim"])
         self.row_of = {uid: i for i, uid in enumerate(self.ids)}
         if overwrite:
-            for p in (self.path, self.partial):
-                if p.exists():
-                    p.unlink()
-        if self.path.exists():
+            # The finished file stays until its replacement is complete (close() renames over it); only an
+            # earlier run's partial file is dropped, and never while another process is writing it.
+            if self.partial.exists():
+                _check_not_in_use(self.partial)
+                self.partial.unlink()
+        elif self.path.exists():
             self._check_identity(self.path)
             self._file: h5py.File | None = None
             self._done = np.ones(len(self.ids), dtype=bool)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _os_error(self.path.parent, err, "create the folder") from None
         if self.partial.exists():
             self._check_identity(self.partial)
             try:
                 self._file = h5py.File(self.partial, "r+")
             except OSError as err:
+                if _is_lock_error(err):
+                    raise FeatureFileError(in_use_message(self.partial)) from None
                 raise FeatureFileError(
                     f"{self.partial}: the partial file is damaged ({err}); it was probably killed mid-write. "
                     "Delete it (or pass --overwrite) to start this extraction again"
                 ) from None
         else:
-            self._file = self._create(self.partial)
+            try:
+                self._file = self._create(self.partial)
+            except OSError as err:
+                raise _os_error(self.partial, err, "create") from None
         self._done = self._file["done"][:]
 
     def _create(self, path: Path) -> h5py.File:
@@ -118,6 +134,8 @@ class FeatureWriter:
                 existing = dict(f.attrs)
                 stored_ids = [s.decode() if isinstance(s, bytes) else s for s in f["ids"][:]]
         except OSError as err:
+            if _is_lock_error(err):
+                raise FeatureFileError(in_use_message(path)) from None
             raise FeatureFileError(f"{path}: cannot be read ({err}); delete it or pass --overwrite") from None
         for key in IDENTITY_ATTRS:
             if key in self.attrs and str(existing.get(key)) != str(self.attrs[key]):
@@ -195,6 +213,33 @@ class FeatureWriter:
         self.close()
 
 
+def in_use_message(path: Path) -> str:
+    return (f"another process is writing {path} (it holds the file's HDF5 lock): wait for it to finish, or stop "
+            "it and rerun this command to resume; to write elsewhere meanwhile, give another --out file. "
+            "Do not delete the file while the other process runs")
+
+
+def _is_lock_error(err: OSError) -> bool:
+    """HDF5 could not take the file lock: another process has the file open for writing."""
+    return err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) or "unable to lock file" in str(err)
+
+
+def _check_not_in_use(path: Path) -> None:
+    """Fail when another process is writing ``path`` (a damaged, unreadable file is not in use)."""
+    try:
+        h5py.File(path, "r").close()
+    except OSError as err:
+        if _is_lock_error(err):
+            raise FeatureFileError(in_use_message(path)) from None
+
+
+def _os_error(path: Path, err: OSError, doing: str) -> FeatureFileError:
+    """A plain message for an OS error on a feature file (h5py's own names flags and o_flags)."""
+    if _is_lock_error(err):
+        return FeatureFileError(in_use_message(path))
+    return FeatureFileError(f"cannot {doing} {path}: {os_error_reason(err)}")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -240,6 +285,20 @@ class FeatureFile:
 
     def config(self) -> dict[str, Any]:
         return json.loads(self.attrs.get("extractor_config") or "{}")
+
+    def content_sha256(self) -> str:
+        """SHA-256 of what training reads: the ids in order, the feature matrix and the availability mask.
+
+        Independent of the file's path, attributes and HDF5 layout, so a moved or re-chunked copy has
+        the same checksum and any changed value has another.
+        """
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.ids).encode())
+        features = np.ascontiguousarray(self.features, dtype="<f4")
+        digest.update(f"{features.shape}".encode())
+        digest.update(features.tobytes())
+        digest.update(np.ascontiguousarray(self.available, dtype=bool).tobytes())
+        return digest.hexdigest()
 
     def rows_for(self, ids: Iterable[str]) -> np.ndarray:
         index = {uid: i for i, uid in enumerate(self.ids)}

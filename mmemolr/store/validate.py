@@ -14,45 +14,90 @@ from mmemolr.tables import format_table
 
 
 def validate_features(path: str | Path, corpus: Corpus | None = None) -> list[str]:
-    """Return the problems found (empty when the file is sound)."""
+    """Return the problems found (empty when the file is sound); ``features validate`` prints them."""
     try:
         ff = read_features(path, allow_partial=True)
     except FeatureFileError as err:
         return [str(err)]
+    return feature_problems(ff, corpus)
+
+
+def check_features(ff: FeatureFile, corpus: Corpus) -> None:
+    """The check every command that reads features for a corpus runs (train, evaluate, predict, compare):
+    :func:`feature_problems` with every corpus utterance required; raises with all problems found."""
+    problems = feature_problems(ff, corpus, every_utterance=True)
+    if problems:
+        raise FeatureFileError("; ".join(problems))
+
+
+def feature_problems(ff: FeatureFile, corpus: Corpus | None = None, every_utterance: bool | None = None) -> list[str]:
+    """Every problem of a feature file, one message each: the one validation shared by ``features validate``
+    and the commands that use features (see :func:`check_features`).
+
+    With a corpus, the file must come from it and hold no other ids; ``every_utterance`` (default: unless
+    the file is one shard of several) requires a row for each of its utterances.
+    """
     problems = []
-    path = Path(path)
+    path = Path(ff.path)
+    n = len(ff.ids)
     if not ff.attrs.get("complete"):
-        problems.append(f"{path}: incomplete: {int((~ff.done).sum())} of {len(ff.ids)} ids not yet processed")
+        problems.append(f"{path}: incomplete: {int((~ff.done).sum())} of {n} ids not yet processed; rerun the "
+                        "extraction to finish it")
+    elif not ff.done.all():
+        problems.append(f"{path}: marked complete, but {int((~ff.done).sum())} row(s) are not marked done, e.g. "
+                        f"{_ids(ff, ~ff.done)}; the file is damaged: extract it again")
     dims = ff.attrs.get("dim")
     if dims is None or int(dims) != ff.dim:
-        problems.append(f"{path}: wrong dimension: attribute dim={dims}, matrix has {ff.dim} columns")
-    dupes = [uid for uid, n in Counter(ff.ids).items() if n > 1]
+        problems.append(f"{path}: wrong dimension: attribute dim={dims}, matrix has {ff.dim} columns; the file is "
+                        "damaged: extract it again")
+    dupes = [uid for uid, k in Counter(ff.ids).items() if k > 1]
     if dupes:
         problems.append(f"{path}: {len(dupes)} duplicate utterance id(s), e.g. {dupes[:3]}")
-    rows = ff.features[ff.available]
-    if rows.size:
-        bad = ~np.isfinite(rows).all(axis=1)
-        if bad.any():
-            ids = [uid for uid, a in zip(ff.ids, ff.available) if a]
-            where = [ids[i] for i in np.flatnonzero(bad)[:3]]
-            problems.append(f"{path}: {int(bad.sum())} row(s) with NaN/inf, e.g. {where}")
+    if ff.available.any():
+        rows = ff.features[ff.available]
+        nonfinite = np.zeros(n, dtype=bool)
+        nonfinite[ff.available] = ~np.isfinite(rows).all(axis=1)
+        if nonfinite.any():
+            problems.append(f"{path}: {int(nonfinite.sum())} row(s) with NaN/inf, e.g. {_ids(ff, nonfinite)}; "
+                            "extract them again (or mark them unavailable)")
+        zero = np.zeros(n, dtype=bool)
+        zero[ff.available] = ~rows.any(axis=1)
+        if zero.any():
+            problems.append(f"{path}: {int(zero.sum())} row(s) marked available are all zeros, e.g. "
+                            f"{_ids(ff, zero)}; a missing vector must be recorded as a failure (unavailable), "
+                            "not written as zeros: extract them again")
     if corpus is not None:
-        if ff.attrs.get("corpus_fingerprint") != corpus.fingerprint():
-            problems.append(
-                f"{path}: corpus fingerprint mismatch: file was built from {ff.attrs.get('corpus_name')!r} "
-                f"{str(ff.attrs.get('corpus_fingerprint'))[:16]}, the corpus given is {corpus.name!r} "
-                f"{corpus.fingerprint()[:16]}; extract the features again for this corpus"
-            )
-        expected = corpus.utterance_ids()
-        shard = str(ff.attrs.get("shard", "1/1"))
-        if shard == "1/1":
-            missing = sorted(set(expected) - set(ff.ids))
-            if missing:
-                problems.append(f"{path}: {len(missing)} corpus utterance(s) missing, e.g. {missing[:3]}")
-        extra = sorted(set(ff.ids) - set(expected))
-        if extra:
-            problems.append(f"{path}: {len(extra)} id(s) not in the corpus, e.g. {extra[:3]}")
+        problems += _corpus_problems(ff, corpus, every_utterance)
     return problems
+
+
+def _corpus_problems(ff: FeatureFile, corpus: Corpus, every_utterance: bool | None) -> list[str]:
+    path = Path(ff.path)
+    problems = []
+    if ff.attrs.get("corpus_fingerprint") != corpus.fingerprint():
+        problems.append(
+            f"{path}: corpus fingerprint mismatch: the file was extracted from corpus {ff.attrs.get('corpus_name')!r} "
+            f"({str(ff.attrs.get('corpus_fingerprint'))[:16]}), not from the prepared corpus {corpus.name!r} "
+            f"({corpus.fingerprint()[:16]}); extract the features again for this corpus"
+        )
+    expected = corpus.utterance_ids()
+    if every_utterance is None:
+        every_utterance = str(ff.attrs.get("shard", "1/1")) == "1/1"
+    present = set(ff.ids)
+    if every_utterance:
+        missing = [uid for uid in expected if uid not in present]
+        if missing:
+            problems.append(f"{path}: {len(missing)} corpus utterance(s) missing, e.g. {missing[:3]}; extract the "
+                            "features again for this corpus")
+    expected_set = set(expected)
+    extra = [uid for uid in ff.ids if uid not in expected_set]
+    if extra:
+        problems.append(f"{path}: {len(extra)} id(s) not in the corpus, e.g. {extra[:3]}")
+    return problems
+
+
+def _ids(ff: FeatureFile, mask: np.ndarray, shown: int = 3) -> list[str]:
+    return [ff.ids[i] for i in np.flatnonzero(mask)[:shown]]
 
 
 def describe_features(ff: FeatureFile) -> str:

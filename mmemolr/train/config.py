@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from mmemolr.config import ConfigError
+from mmemolr.config import ConfigError, check_ranges
 from mmemolr.paths import REPO_ROOT
 
 
@@ -104,40 +104,47 @@ def default_config_path(corpus: str) -> Path | None:
     return None
 
 
+# Allowed values of every numeric key (interval notation; null is allowed where the key is optional).
+# NaN and infinities are refused for every key; a numeric key missing here is only checked for that
+# (tests/test_config.py requires every numeric key of TrainConfig to be listed).
+RANGES = {
+    "seed": "[0, 4294967295]",  # 32 bits: what every seeding API accepts (numpy legacy, CUDA, ...)
+    "model.hidden": "[1, inf)",
+    "model.input_proj": "[1, inf)",
+    "model.dropout": "[0, 1)",
+    "model.input_dropout": "[0, 1)",
+    "model.label_dim": "[1, inf)",
+    "target.eta": "[0, inf)",
+    "target.smoothing": "[0, 1)",
+    "target.lcm_alpha": "[0, inf)",
+    "optim.lr": "(0, inf)",
+    "optim.weight_decay": "[0, inf)",
+    "optim.batch_dialogues": "[1, inf)",
+    "optim.max_epochs": "[1, inf)",
+    "optim.patience": "[1, inf)",
+    "optim.grad_clip": "(0, inf)",
+    "optim.ema_decay": "(0, 1)",
+    "optim.eval_batch_dialogues": "[1, inf)",
+}
+
+
 def check_train_config(config: TrainConfig) -> None:
-    """Range checks the type system cannot express; each error names the key."""
+    """Checks the type system cannot express (ranges, known target, modalities); each error names the key."""
+    from mmemolr.fuse import normalise_modalities
     from mmemolr.targets import TARGETS, load_builtin_targets
 
     load_builtin_targets()
-    problems = []
+    problems = check_ranges(config, RANGES)
     if config.target.name not in TARGETS:
         problems.append(f"target.name={config.target.name!r} is not a known target ({', '.join(sorted(TARGETS))})")
-    if config.model.hidden < 1:
-        problems.append(f"model.hidden must be at least 1, got {config.model.hidden}")
-    if config.model.input_proj is not None and config.model.input_proj < 1:
-        problems.append(f"model.input_proj must be at least 1 or null, got {config.model.input_proj}")
-    for key in ("dropout", "input_dropout"):
-        if not 0.0 <= getattr(config.model, key) < 1.0:
-            problems.append(f"model.{key} must be in [0, 1), got {getattr(config.model, key)}")
-    if config.model.label_dim < 1:
-        problems.append(f"model.label_dim must be at least 1, got {config.model.label_dim}")
     if config.target.name == "rld" and not (config.target.sim_speaker or config.target.sim_ctx):
         problems.append("target rld needs sim_speaker or sim_ctx (both are switched off)")
     if config.target.name == "rld" and config.target.combine == "mix" and config.target.refiner == "paper":
         problems.append("target.combine=mix needs RLD to be a distribution: use target.refiner=bounded or "
                         "supervised (the paper's raw scores are not one)")
-    if not 0.0 <= config.target.smoothing < 1.0:
-        problems.append(f"target.smoothing must be in [0, 1), got {config.target.smoothing}")
-    if config.optim.lr <= 0:
-        problems.append(f"optim.lr must be positive, got {config.optim.lr}")
-    if config.optim.weight_decay < 0:
-        problems.append(f"optim.weight_decay must be >= 0, got {config.optim.weight_decay}")
-    for key in ("batch_dialogues", "max_epochs", "patience", "eval_batch_dialogues"):
-        if getattr(config.optim, key) < 1:
-            problems.append(f"optim.{key} must be at least 1, got {getattr(config.optim, key)}")
-    if config.optim.grad_clip is not None and config.optim.grad_clip <= 0:
-        problems.append(f"optim.grad_clip must be positive or null, got {config.optim.grad_clip}")
-    if config.optim.ema_decay is not None and not 0.0 < config.optim.ema_decay < 1.0:
-        problems.append(f"optim.ema_decay must be in (0, 1) or null, got {config.optim.ema_decay}")
+    try:
+        normalise_modalities(config.modalities)
+    except ValueError as err:
+        problems.append(f"modalities: {err}")
     if problems:
         raise ConfigError("invalid training config: " + "; ".join(problems))

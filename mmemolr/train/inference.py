@@ -14,7 +14,7 @@ import torch
 
 from mmemolr.config import from_dict
 from mmemolr.corpus import corpus_dir
-from mmemolr.fuse import MODALITY_NAMES, ZNorm, normalise_modalities, resolve_feature_files
+from mmemolr.fuse import MODALITY_NAMES, ZNorm, describe_file, normalise_modalities, resolve_feature_files
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
 from mmemolr.train.checkpoint import load_checkpoint
@@ -66,6 +66,9 @@ def load_run_data(run: LoadedRun) -> PreparedData:
     if prepared.corpus.fingerprint() != run.results["corpus_fingerprint"]:
         raise ValueError(f"the corpus at {prepared.corpus_folder} has changed since {run.run_dir} was trained "
                          "(fingerprint differs); its metrics cannot be recomputed on it")
+    rundir.check_same_inputs(run.run_dir, run.results["feature_files"],
+                             {code: describe_file(ff) for code, ff in prepared.files.items()},
+                             "its metrics cannot be recomputed on other features; restore the files it was trained on")
     return prepared
 
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmemolr.config import to_dict
+from mmemolr.fileio import remove_stale_temporaries
 from mmemolr.fuse import describe_file
 from mmemolr.targets.diagnostics import refinement_diagnostics
 from mmemolr.train import rundir
@@ -33,13 +34,16 @@ from mmemolr.train.loop import evaluate, train_epoch
 from mmemolr.train.metrics import classification_metrics, summary
 
 log = logging.getLogger(__name__)
+INPUTS_REMEDY = ("restore the original file(s) to resume, or train into another --out folder (or delete this one) "
+                 "to start over on the new ones")
 
 
 def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("features"), progress: bool = True,
                  threads: int | None = None,
                  on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> dict:
-    """Train (resuming from run_dir/last.pt if present; returning the stored results at once if
-    run_dir/results.json says complete), write the run folder, return the results dict.
+    """Train (resuming from run_dir/last.pt if present; returning the stored results if run_dir/results.json
+    says complete), write the run folder, return the results dict. Resuming or reusing a run needs the
+    same config and the same feature file contents it started with (rundir.check_same_inputs).
 
     ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is on disk.
     """
@@ -47,19 +51,26 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     run_dir = Path(run_dir)
     wanted = json.loads(json.dumps(to_dict(config), default=str))  # as results.json will hold it
     stored = rundir.read_results(run_dir)
-    if stored is not None and stored.get("status") == "complete":
-        rundir.check_same_config(run_dir, stored.get("config"), wanted)
+    complete = stored is not None and stored.get("status") == "complete"
+    resuming = not complete and (run_dir / rundir.LAST).exists()
+    if complete or resuming:
+        rundir.check_same_config(run_dir, stored.get("config") if complete else rundir.read_config_dict(run_dir),
+                                 wanted)
+
+    prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
+                                  config.model.availability_input)
+    inputs = {code: describe_file(ff) for code, ff in prepared.files.items()}
+    if complete or resuming:
+        rundir.check_same_inputs(run_dir, rundir.recorded_inputs(run_dir), inputs, INPUTS_REMEDY)
+    if complete:
         return stored
-    if (run_dir / rundir.LAST).exists():
-        rundir.check_same_config(run_dir, rundir.read_config_dict(run_dir), wanted)
+    if resuming:
+        remove_stale_temporaries(run_dir)  # half-written files of the killed process
 
     set_threads(threads)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-
-    prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
-                                  config.model.availability_input)
     data = prepared.data
     train, dev = data.split("train"), data.split("dev")
     model = build_model(config, data.input_dim, len(data.labels)).to(device)
@@ -82,6 +93,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
     else:
         rundir.write_config(run_dir, config)
+        rundir.write_inputs(run_dir, inputs)
         prepared.norm.save(run_dir / rundir.NORMALIZATION)
 
     bar = tqdm(total=config.optim.max_epochs, initial=state["epoch"], desc=f"train {run_dir.name}", unit="epoch",
@@ -122,7 +134,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     finally:
         bar.close()
 
-    return _finish(config, run_dir, prepared, model, device, state)
+    return _finish(config, run_dir, prepared, inputs, model, device, state)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -134,8 +146,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         return torch.optim.Adam(model.parameters(), **kwargs)
 
 
-def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, model: EmoLRModel, device: torch.device,
-            state: dict[str, Any]) -> dict[str, Any]:
+def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, inputs: dict[str, dict], model: EmoLRModel,
+            device: torch.device, state: dict[str, Any]) -> dict[str, Any]:
     """Load best.pt, score dev and (once) test, write predictions/states and results.json."""
     t0 = time.perf_counter()
     data, corpus = prepared.data, prepared.corpus
@@ -154,7 +166,7 @@ def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, model: E
         "corpus_fingerprint": corpus.fingerprint(),
         "corpus_dir": str(prepared.corpus_folder.resolve()),
         "labels": list(data.labels),
-        "feature_files": {code: describe_file(ff) for code, ff in prepared.files.items()},
+        "feature_files": inputs,
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "valid": summary(classification_metrics(valid.gold, valid.pred, data.labels)),

@@ -7,7 +7,9 @@
   last.pt            resume checkpoint, removed once the run is complete
   predictions.csv    test split: ids, gold, pred, prob_<label>, (<target>_<label> for refining targets), text
   test_states.npz    ids, labels, preds, emotion_states (N x D) of the test utterances
-  results.json       status complete, config, metrics, provenance
+  inputs.json        per modality, the feature file read: path, extractor, its config, model and weights
+                     hash, content checksum (written at the start; checked on resume and evaluate)
+  results.json       status complete, config, metrics, provenance (feature_files: as inputs.json)
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ PREDICTIONS = "predictions.csv"
 STATES = "test_states.npz"
 RESULTS = "results.json"
 NORMALIZATION = "normalization.npz"
+INPUTS = "inputs.json"
+# What identifies a feature file's content and origin. Not its path: a moved but identical file matches.
+INPUT_IDENTITY = ("content_sha256", "dim", "extractor", "extractor_config", "model_id", "weights_sha256")
 METRIC_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_accuracy", "valid_weighted_f1", "valid_macro_f1",
                   "seconds")
 
@@ -139,3 +144,54 @@ def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def write_inputs(run_dir: Path, inputs: dict[str, dict[str, Any]]) -> None:
+    write_json_atomic(run_dir / INPUTS, inputs)
+
+
+def recorded_inputs(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
+    """The feature files a run read: results.json's record once complete, else inputs.json; None for a
+    run folder without either (not started, or written before inputs were recorded)."""
+    results = read_results(run_dir)
+    if results is not None:
+        return results.get("feature_files")
+    path = Path(run_dir) / INPUTS
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete the run folder to start the run again") from None
+
+
+def check_same_inputs(run_dir: str | Path, recorded: dict[str, dict[str, Any]] | None,
+                      current: dict[str, dict[str, Any]], remedy: str) -> None:
+    """Refuse to go on with a run on feature files other than those it started with (compared by content
+    checksum, extractor, its config, model and weights; not by path). The message names each file, what
+    changed and ``remedy``. Keys a record lacks (older runs) are not compared."""
+    if not recorded:
+        return
+    changed = []
+    for code, now in current.items():
+        before = recorded.get(code)
+        if before is None:
+            continue
+        diffs = [_change(key, before[key], now[key]) for key in INPUT_IDENTITY
+                 if key in before and key in now and before[key] != now[key]]
+        if diffs:
+            moved = f" (recorded at {before.get('path')})" if before.get("path") != now.get("path") else ""
+            changed.append(f"{now.get('path')}{moved}: {'; '.join(diffs)}")
+    if changed:
+        raise ValueError(f"{run_dir} was started on other feature files than it reads now: " + " | ".join(changed)
+                         + f"; {remedy}")
+
+
+def _change(key: str, before: Any, after: Any) -> str:
+    if key.endswith("sha256"):
+        name = "content checksum" if key == "content_sha256" else key
+        return f"{name} was {str(before)[:12]}…, now {str(after)[:12]}…"
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(k for k in {*before, *after} if before.get(k) != after.get(k))
+        return f"{key} differs in " + ", ".join(f"{k} ({before.get(k)!r} -> {after.get(k)!r})" for k in keys)
+    return f"{key} was {before!r}, now {after!r}"
