@@ -59,7 +59,7 @@ def test_label_smoothing_distribution_and_kl():
 @pytest.mark.parametrize("name,key", [("rld", "eta"), ("lcm", "lcm_alpha")])
 def test_refined_targets_keep_most_mass_on_the_gold_label(name, key):
     _, out, labels = _outputs()
-    target = _target(name, **{key: 4.0})
+    target = _target(name, **{key: 4.0}, **({"refiner": "bounded", "combine": "eta"} if name == "rld" else {}))
     z = target.distribution(out, labels)
     assert torch.allclose(z.sum(-1), torch.ones(10), atol=1e-6)
     # The refined part lies in [0, 1], so gold keeps at least e^4 / (e^4 + (C-1) e).
@@ -77,9 +77,9 @@ def test_rld_ablation_ignores_the_dropped_source():
     assert torch.equal(no_speaker.distribution(out, labels), z)
 
 
-def _grads(name: str, gradient: str):
+def _grads(name: str, gradient: str, **kwargs):
     model, out, labels = _outputs()
-    target = _target(name, gradient=gradient)
+    target = _target(name, gradient=gradient, **kwargs)
     out.speaker.retain_grad()
     out.context.retain_grad()
     out.emotion.retain_grad()
@@ -92,16 +92,22 @@ def _grads(name: str, gradient: str):
     return bool(states), bool(params)
 
 
-@pytest.mark.parametrize("name", ["rld", "lcm"])
-def test_gradient_modes(name):
-    assert _grads(name, "both") == (True, True)  # into the target module and the predictor states
-    assert _grads(name, "refiner") == (False, True)  # into the target module only
-    assert _grads(name, "detach") == (False, False)  # z is a constant
+@pytest.mark.parametrize("name,kwargs", [("rld", {"refiner": "bounded", "combine": "eta"}),
+                                         ("rld", {"refiner": "paper", "combine": "eta"}), ("lcm", {})])
+def test_gradient_modes(name, kwargs):
+    assert _grads(name, "both", **kwargs) == (True, True)  # into the target module and the predictor states
+    assert _grads(name, "refiner", **kwargs) == (False, True)  # into the target module only
+    assert _grads(name, "detach", **kwargs) == (False, False)  # z is a constant
+
+
+def test_the_supervised_target_is_a_constant_in_every_gradient_mode():
+    for gradient in ("both", "refiner", "detach"):  # its refiner learns from cross-entropy instead
+        assert _grads("rld", gradient, refiner="supervised", combine="mix") == (False, False)
 
 
 def test_rld_kl_loss_trains_predictor_and_refiner_jointly():
     model, out, labels = _outputs()
-    target = _target("rld")
+    target = _target("rld", refiner="bounded", combine="eta")
     loss = target.loss(out, labels)
     loss.backward()
     assert model.gru_s.weight_hh.grad is not None and model.classifier.weight.grad is not None
@@ -113,7 +119,7 @@ def test_rld_kl_loss_trains_predictor_and_refiner_jointly():
 
 def test_paper_form_is_eq_13_on_raw_scores():
     _, out, labels = _outputs()
-    target = _target("rld", refiner="paper")
+    target = _target("rld", refiner="paper", combine="eta")
     scores = target.refinement(out.speaker, out.context)
     y = F.one_hot(labels, C).float()
     assert torch.allclose(target.distribution(out, labels), torch.softmax(scores + 4.0 * y, -1), atol=1e-6)
