@@ -185,11 +185,10 @@ def test_weight_average_resumes_and_is_what_best_pt_holds(features, tmp_path):
     best_row = _metric_rows(tmp_path / "whole")[whole["best_epoch"] - 1]
     assert whole["valid"]["weighted_f1"] == pytest.approx(best_row["valid_weighted_f1"])
     # The averaged weights are scored: the same seed without averaging gives other dev scores.
-    plain = run_training(_config("rld", epochs=4), tmp_path / "plain", features, progress=False)
+    run_training(_config("rld", epochs=4), tmp_path / "plain", features, progress=False)
     # (valid losses: on this easy corpus both reach accuracy 1, so the metrics alone may not differ)
     assert [r["valid_loss"] for r in _metric_rows(tmp_path / "plain")] != [
         r["valid_loss"] for r in _metric_rows(tmp_path / "whole")]
-    assert plain["best_epoch"] >= 1
     with pytest.raises(ConfigError, match="optim.ema_decay must be in"):
         check_train_config(load_config(TrainConfig, None, ["optim.ema_decay=1.0"]))
 
