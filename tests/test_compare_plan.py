@@ -51,6 +51,7 @@ def test_single_setting_presets(preset, rows, baseline, overrides):
     assert len(plan.runs) == len(rows) * 3
     second = plan.runs[1]  # row 2, seed 0
     assert second.overrides == ["modalities=[t,a]", *overrides, "seed=0"]
+    assert plan.controls == (["LS"] if preset == "label-enhancement" else [])
     with pytest.raises(ValueError, match="--targets applies to --preset table6"):
         build_plan(preset, modalities=["t"], seeds=[0], targets=["rld"], **COMMON)
 
@@ -168,6 +169,25 @@ def test_rows_compare_against_baseline_row(tmp_path):
     assert comps["−RLD"]["baseline"] == ["full", "T"]
     headers = next(ln for ln in format_text(table).splitlines() if ln.startswith("Variant"))
     assert "Δ W-F1 vs full" in headers and "Δ Acc vs full" in headers
+
+
+def test_label_enhancement_also_pairs_every_row_with_label_smoothing(tmp_path):
+    plan = build_plan("label-enhancement", modalities=["t"], seeds=[0, 1, 2], **COMMON)
+    write_plan(plan, tmp_path)
+    score = {"one-hot": 0.55, "LS": 0.56, "LCM": 0.555, "RLD paper": 0.2, "RLD bounded": 0.56, "RLD supervised": 0.58}
+    for spec in plan.runs:
+        (tmp_path / spec.name).mkdir()
+        fake_results(tmp_path / spec.name, {"weighted_f1": score[spec.row] + 0.01 * spec.seed ** 2,
+                                            "accuracy": 0.6, "macro_f1": 0.3}, spec.seed)
+    table = write_tables(tmp_path)
+    vs_ls = {c["row"]: c for c in table["comparisons"] if c["baseline"][0] == "LS"}
+    vs_onehot = {c["row"]: c for c in table["comparisons"] if c["baseline"][0] == "one-hot"}
+    assert set(vs_ls) == set(plan.rows) - {"LS"} and set(vs_onehot) == set(plan.rows) - {"one-hot"}
+    assert vs_ls["RLD supervised"]["weighted_f1"]["diff_mean"] == pytest.approx(0.02)
+    assert vs_onehot["RLD supervised"]["weighted_f1"]["diff_mean"] == pytest.approx(0.03)
+    text = format_text(table)
+    line = next(ln for ln in text.splitlines() if ln.startswith("RLD supervised"))
+    assert "Δ W-F1 vs LS" in text and "+3.00" in line and "+2.00" in line
 
 
 def test_sweep_folder_of_another_corpus_is_refused(tmp_path):

@@ -106,27 +106,31 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
     for row in plan.rows:
         for col in plan.columns:
             if plan.compare == "columns":
-                if col == plan.baseline:
-                    continue
-                base = (row, plan.baseline)
+                bases = [] if col == plan.baseline else [(row, plan.baseline)]
             else:
-                if row == plan.baseline:
-                    continue
-                base = (plan.baseline, col)
-            a, b = values.get((row, col), empty), values.get(base, empty)
-            comparisons.append({"row": row, "column": col, "baseline": list(base),
-                                **{key: paired_test(a[key], b[key]) for key, _ in METRICS}})
+                bases = [(b, col) for b in [plan.baseline, *plan.controls] if b != row and b in plan.rows]
+            for base in bases:
+                a, b = values.get((row, col), empty), values.get(base, empty)
+                comparisons.append({"row": row, "column": col, "baseline": list(base),
+                                    **{key: paired_test(a[key], b[key]) for key, _ in METRICS}})
     mismatched = sorted(f for f in fingerprints if f != plan.corpus_fingerprint)
     return {
         "preset": plan.preset, "corpus": plan.corpus_name, "corpus_fingerprint": plan.corpus_fingerprint,
         "fingerprint_mismatch": mismatched, "modalities": plan.modalities, "seeds": plan.seeds,
         "rows": plan.rows, "columns": plan.columns, "compare": plan.compare, "baseline": plan.baseline,
+        "controls": list(plan.controls),
         "split": "test", "selection": "validation weighted F1",
         "runs_complete": sum(r["status"] == "complete" for r in runs), "runs_total": len(runs),
         "feature_files": feature_files, "cells": cells, "comparisons": comparisons, "runs": runs,
         "config_path": plan.config_path, "base_overrides": plan.base_overrides,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _comparisons_against(table: dict[str, Any], baseline: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(row, column) -> its paired comparison with the baseline row (compare=rows) or column."""
+    index = 0 if table["compare"] == "rows" else 1
+    return {(c["row"], c["column"]): c for c in table["comparisons"] if c["baseline"][index] == baseline}
 
 
 def _mean_diagnostics(per_seed: list[dict]) -> dict[str, Any] | None:
@@ -187,7 +191,7 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Headers and text rows of the comparison table (percentages)."""
     planned = len(table["seeds"])
     cells = {(c["row"], c["column"]): c for c in table["cells"]}
-    comps = {(c["row"], c["column"]): c for c in table["comparisons"]}
+    comps = _comparisons_against(table, table["baseline"])
     by_columns = table["compare"] == "columns"
     multi = len(table["columns"]) > 1
     headers = ["Modality" if table["preset"] == "table6" else "Variant"]
@@ -198,6 +202,9 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         against = f"{col} − {table['baseline']}" if by_columns else f"vs {table['baseline']}"
         for _, short in METRICS[:SHOWN]:
             headers += [f"Δ {short} {against}", "p"]
+    controls = [c for c in table.get("controls", []) if c in table["rows"]]
+    for control in controls:
+        headers += [f"Δ W-F1 vs {control}", "p"]
     refining = [c for c in table["columns"] if any(cells[(r, c)].get("refinement") for r in table["rows"])]
     for col in refining:
         headers += [f"{col} {short}" if multi else short for _, short in DIAGNOSTICS]
@@ -211,6 +218,9 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             comp = comps.get((row, col))
             for key, _ in METRICS[:SHOWN]:
                 line += [_diff_text(comp[key]), _p_text(comp[key])] if comp else ["", ""]
+        for control in controls:  # rows x one column
+            comp = _comparisons_against(table, control).get((row, table["columns"][0]))
+            line += [_diff_text(comp["weighted_f1"]), _p_text(comp["weighted_f1"])] if comp else ["", ""]
         for col in refining:
             d = cells[(row, col)].get("refinement")
             line += [("–" if d[key] is None else f"{d[key]:.3f}") for key, _ in DIAGNOSTICS] + \
@@ -260,7 +270,7 @@ def format_markdown_doc(table: dict[str, Any]) -> str:
 def format_csv(table: dict[str, Any]) -> str:
     """One line per table row, numbers as fractions (not %), every metric."""
     cells = {(c["row"], c["column"]): c for c in table["cells"]}
-    comps = {(c["row"], c["column"]): c for c in table["comparisons"]}
+    comps = _comparisons_against(table, table["baseline"])
     headers = ["row"]
     for col in table["columns"]:
         for _, short in METRICS:

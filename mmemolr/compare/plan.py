@@ -80,6 +80,8 @@ class SweepPlan:
     compare: str  # "columns": each column vs the baseline column per row; "rows": each row vs the baseline row
     baseline: str
     runs: list[RunSpec] = field(default_factory=list)
+    # Further rows (compare="rows") every row is also paired with, e.g. LS at equal smoothing.
+    controls: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,5 +203,7 @@ def build_plan(
     column = subset_label(codes)
     rows = [(v.label, codes, v) for v in variants]
     runs = _runs_for(rows, [column], seeds, {})
+    # RLD supervised (combine=mix) and LS share target.smoothing: the LS row is the equal-smoothing control.
+    controls = [TARGET_LABELS["ls"]] if preset == "label-enhancement" else []
     return SweepPlan(**common, rows=[v.label for v in variants], columns=[column], compare="rows",
-                     baseline=baseline, runs=runs)
+                     baseline=baseline, runs=runs, controls=controls)

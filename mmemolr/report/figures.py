@@ -42,7 +42,8 @@ def comparison_bars(table: dict[str, Any], path: Path) -> Path:
     """Grouped bars: one group per table row, one bar per column; W-F1 and accuracy panels, ± std."""
     rows, columns = table["rows"], table["columns"]
     cells = {(c["row"], c["column"]): c for c in table["cells"]}
-    comps = {(c["row"], c["column"]): c for c in table["comparisons"]}
+    side = 0 if table["compare"] == "rows" else 1  # stars mark the comparison with the baseline only
+    comps = {(c["row"], c["column"]): c for c in table["comparisons"] if c["baseline"][side] == table["baseline"]}
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.1 * len(rows) * max(1, len(columns)) + 3), 4.2))
     width = 0.8 / max(1, len(columns))
     x = np.arange(len(rows))
