@@ -172,3 +172,31 @@ def test_run_configs_are_those_of_mmemolr_train(features):
     args = build_parser().parse_args(["train", "--corpus", "synth", "--features-dir", str(features), "--modalities",
                                       "t,a", "--target", "rld", "--no-sim-ctx", "--seed", "3", *TINY])
     assert run_config(plan, "t+a_rld-no-sim-ctx_seed3") == resolve_config(args)
+
+
+def test_hint_names_the_flag_and_two_encoders_get_two_sweeps(features, tmp_path, capsys, monkeypatch):
+    from train_helpers import write_features
+
+    from mmemolr.corpus import load_prepared
+
+    write_features(load_prepared("synth", features), features / "synth", file_name="text-other.h5", seed=3)
+    monkeypatch.chdir(tmp_path)
+    argv = ["compare", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t", "--seeds", "1",
+            "--dry-run", *TINY]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "choose one with --features t=FILE (e.g. --features t=text-other.h5)" in err and "features.t=" not in err
+    # train takes the choice as a config override, and says so
+    assert main(["train", "--corpus", "synth", "--features-dir", str(features), "--quiet", *TINY]) == 1
+    assert "choose one with features.t=FILE (e.g. features.t=text-other.h5)" in capsys.readouterr().err
+    assert main([*argv, "--features", "t=nope.h5"]) == 1
+    assert "given as --features t=nope.h5 does not exist" in capsys.readouterr().err
+    # each encoder's sweep has its own default folder
+    for name in ("text-other", "text-synth"):
+        assert main([*argv, "--features", f"t={name}.h5"]) == 0
+        assert f"in {Path('runs', 'compare', f'synth-table6-{name}')}" in capsys.readouterr().out
+    from mmemolr.cli.compare import default_sweep_dir
+
+    assert default_sweep_dir("iemocap", "ablation", {}) == Path("runs", "compare", "iemocap-ablation")
+    assert default_sweep_dir("m", "table6", {"visual": "/x/visual-a b.h5", "t": "/y/text-mpnet.h5"}) == Path(
+        "runs", "compare", "m-table6-text-mpnet-visual-a_b")
