@@ -12,7 +12,7 @@ import pytest
 from mmemolr.cli.main import main
 from mmemolr.corpus import CorpusError, load_prepared
 from mmemolr.importers import detect_layout, import_dialoguernn
-from mmemolr.store import find_feature_files, read_features, validate_features
+from mmemolr.store import FeatureWriter, find_feature_files, read_features, validate_features
 
 # (layout, {modality: dim}) of the circulated releases
 VARIANTS = {
@@ -332,6 +332,15 @@ def test_placeholder_modalities_are_not_imported(tmp_path, caplog, capsys):
         items[3][first][1] = 0.0  # one all-zero text row: a missing utterance, not a feature
 
     _rewrite(src, blank)
+    # what an earlier version wrote for the all-zero audio: a "complete" feature file of zeros
+    first = import_dialoguernn(src, "p", trust_pickle=True, features_dir=tmp_path / "f", progress=False)
+    stale = tmp_path / "f" / "p" / "audio-IEMOCAP_features_raw.h5"
+    ids = first.corpus.utterance_ids()
+    attrs = {"corpus_name": "p", "corpus_fingerprint": first.corpus.fingerprint(), "modality": "audio",
+             "extractor": "dialoguernn-import", "dim": 100,
+             "weights_sha256": read_features(first.feature_files["text"]).attrs["weights_sha256"]}
+    with FeatureWriter(stale, ids, attrs) as writer:
+        writer.write(ids, np.zeros((len(ids), 100), np.float32))
     with caplog.at_level("WARNING"):
         r = import_dialoguernn(src, "p", trust_pickle=True, features_dir=tmp_path / "f", progress=False)
     assert r.placeholders == {"audio": "is all zeros", "visual": "holds the same vector for every utterance"}
@@ -339,6 +348,7 @@ def test_placeholder_modalities_are_not_imported(tmp_path, caplog, capsys):
     folder = tmp_path / "f" / "p"
     assert find_feature_files(folder, "audio") == [] and find_feature_files(folder, "visual") == []
     assert "videoAudio (100-d) is all zeros" in caplog.text and "videoVisual (512-d)" in caplog.text
+    assert not stale.exists() and "audio-IEMOCAP_features_raw.h5: removed" in caplog.text
     assert r.corpus.provenance["placeholder_modalities"] == r.placeholders
     ff = read_features(r.feature_files["text"])
     assert r.zero_rows == {"text": 1} and [e[1] for e in ff.errors] == ["all-zero"]

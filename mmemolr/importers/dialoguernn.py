@@ -39,10 +39,10 @@ from mmemolr.corpus.iemocap import IEMOCAP_EMOTIONS, carve_validation, load_trus
 from mmemolr.corpus.meld import MELD_EMOTIONS
 from mmemolr.corpus.model import Corpus, CorpusError, Utterance, build_dialogues
 from mmemolr.corpus.prepared import CORPUS_FILE, DEFAULT_FEATURES_DIR, load_prepared, save_prepared
-from mmemolr.corpus.readers import repair_c1
+from mmemolr.corpus.readers import read_text_file, repair_c1
 from mmemolr.fileio import sha256_files
 from mmemolr.progress import Progress
-from mmemolr.store import FeatureWriter, library_versions
+from mmemolr.store import FeatureWriter, library_versions, partial_path, read_attrs
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def import_dialoguernn(
         dialogues=build_dialogues(rows),
         provenance={"format": "dialoguernn", "layout": layout, "file": path.name, "sha256": digest,
                     **split_provenance, "feature_dims": dims,
-                    "placeholder_modalities": {m: placeholders[m] for m in placeholders}},
+                    "placeholder_modalities": dict(placeholders)},
         report={"repaired_text": repaired},
     )
     corpus.validate()
@@ -322,10 +322,11 @@ def import_dialoguernn(
     ids = corpus.utterance_ids()  # build_dialogues keeps the read order, so rows line up with ids
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)
     for modality in modalities:
+        target = out / f"{modality}-{stem}.h5"
         if modality in placeholders:
+            _remove_earlier_import(target, digest, warnings)
             continue
         matrix = matrices[modality]
-        target = out / f"{modality}-{stem}.h5"
         attrs = {
             "corpus_name": corpus_name, "corpus_fingerprint": corpus.fingerprint(), "modality": modality,
             "extractor": EXTRACTOR,
@@ -357,6 +358,21 @@ def import_dialoguernn(
     for warning in warnings:
         log.warning("warning: %s", warning)
     return result
+
+
+def _remove_earlier_import(target: Path, digest: str, warnings: list[str]) -> None:
+    """Delete a feature file that an earlier import made from this same pickle for a placeholder modality
+    (versions before placeholders were detected wrote one), so that ``--modalities all`` does not find it."""
+    for path in (target, partial_path(target)):
+        if not path.exists():
+            continue
+        try:
+            attrs = read_attrs(path)
+        except OSError:
+            continue
+        if attrs.get("extractor") == EXTRACTOR and attrs.get("weights_sha256") == digest:
+            path.unlink()
+            warnings.append(f"{path}: removed; an earlier import wrote these placeholder vectors as features")
 
 
 def placeholder_reason(matrix: np.ndarray) -> str | None:
@@ -392,7 +408,7 @@ def read_valid_ids(source: str | Path | Sequence[str]) -> ValidIds:
                         test=frozenset(d.id for d in corpus.split_dialogues("test")))
     if not path.is_file():
         raise FileNotFoundError(f"validation id file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text_file(path)
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
