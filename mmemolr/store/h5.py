@@ -31,9 +31,9 @@ import numpy as np
 FORMAT = "mmemolr-features"
 FORMAT_VERSION = 1
 _STR = h5py.string_dtype("utf-8")
-# Attributes that must agree between a partial file and the run that resumes it.
 # Reads of a file being written (read_snapshot) that meet a batch half-written are repeated this often.
 SNAPSHOT_ATTEMPTS = 5
+# Attributes that must agree between a partial file and the run that resumes it.
 IDENTITY_ATTRS = ("corpus_fingerprint", "modality", "extractor", "extractor_config", "model_id", "dim", "shard")
 
 
