@@ -205,3 +205,31 @@ def test_runs_are_not_resumed_or_reused_on_other_feature_contents(features, tmp_
             "--out", str(out), "--no-progress", "--no-figures", "--threads", "1", *TINY]
     assert main(argv) == 1  # complete runs trained on the old contents are not silently kept in the table
     assert "t_onehot_seed0 was started on other feature files" in capsys.readouterr().err
+
+
+def test_hint_names_the_flag_and_two_encoders_get_two_sweeps(features, tmp_path, capsys, monkeypatch):
+    from train_helpers import write_features
+
+    from mmemolr.corpus import load_prepared
+
+    write_features(load_prepared("synth", features), features / "synth", file_name="text-other.h5", seed=3)
+    monkeypatch.chdir(tmp_path)
+    argv = ["compare", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t", "--seeds", "1",
+            "--dry-run", *TINY]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "choose one with --features t=FILE (e.g. --features t=text-other.h5)" in err and "features.t=" not in err
+    # train takes the choice as a config override, and says so
+    assert main(["train", "--corpus", "synth", "--features-dir", str(features), "--quiet", *TINY]) == 1
+    assert "choose one with features.t=FILE (e.g. features.t=text-other.h5)" in capsys.readouterr().err
+    assert main([*argv, "--features", "t=nope.h5"]) == 1
+    assert "given as --features t=nope.h5 does not exist" in capsys.readouterr().err
+    # each encoder's sweep has its own default folder
+    for name in ("text-other", "text-synth"):
+        assert main([*argv, "--features", f"t={name}.h5"]) == 0
+        assert f"in {Path('runs', 'compare', f'synth-table6-{name}')}" in capsys.readouterr().out
+    from mmemolr.cli.compare import default_sweep_dir
+
+    assert default_sweep_dir("iemocap", "ablation", {}) == Path("runs", "compare", "iemocap-ablation")
+    assert default_sweep_dir("m", "table6", {"visual": "/x/visual-a b.h5", "t": "/y/text-mpnet.h5"}) == Path(
+        "runs", "compare", "m-table6-text-mpnet-visual-a_b")

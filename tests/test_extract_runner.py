@@ -331,6 +331,15 @@ def test_failures_are_recorded_and_fail_text_by_default(fdir, small, registered,
     assert sorted(e[0] for e in ff.errors) == sorted(failed) and {e[1] for e in ff.errors} == {"corrupt"}
 
 
+def test_no_progress_prints_plain_lines_with_rate_and_eta(fdir, registered, capsys):
+    assert extract(fdir, "--extractor", "test-chars", "--batch-size", "4", "fail_every=4",
+                   "--max-failures", "50%") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test-chars meld: ")]
+    assert lines[0].startswith("test-chars meld: 4/58 utt (7%), ") and "utt/s" in lines[0] and "ETA" in lines[0]
+    assert lines[0].endswith("; failed 1") and lines[-1].startswith("test-chars meld: 58/58 utt (100%)")
+    assert len(lines) == 15  # a line every 5% (here every batch of 4)
+
+
 def test_max_failures_thresholds(fdir, registered, capsys):
     # 17 of 58 fail with fail_every=4
     assert extract(fdir, "--extractor", "test-chars", "fail_every=4", "--out", str(fdir / "a.h5")) == 1  # 1% of 58 = 0

@@ -12,7 +12,7 @@ import pytest
 from mmemolr.cli.main import main
 from mmemolr.corpus import CorpusError, load_prepared
 from mmemolr.importers import detect_layout, import_dialoguernn
-from mmemolr.store import find_feature_files, read_features, validate_features
+from mmemolr.store import FeatureWriter, find_feature_files, read_features, validate_features
 
 # (layout, {modality: dim}) of the circulated releases
 VARIANTS = {
@@ -247,3 +247,136 @@ def test_imported_features_train_and_compare_as_they_are(tmp_path):
     assert not report.failures and report.table["runs_complete"] == 14
     assert {code: info["dim"] for code, info in report.table["feature_files"].items()} == {"t": 100, "a": 1582, "v": 342}
     assert report.table["feature_files"]["a"]["extractor"] == "dialoguernn-import"
+
+
+def _write_ids(path: Path, ids) -> Path:
+    path.write_text("# validation dialogues of the original split\n" + "\n".join(str(i) for i in ids) + "\n\n")
+    return path
+
+
+def test_valid_ids_keep_the_corpus_split(tmp_path, capsys):
+    src = tmp_path / "IEMOCAP_features.pkl"
+    made = make_pickle(src, "iemocap-dialoguernn", n_train=12)
+    carved = import_dialoguernn(src, "carved", trust_pickle=True, features_dir=tmp_path, progress=False)
+    carved_dev = {d.id for d in carved.corpus.split_dialogues("dev")}
+    assert carved.corpus.provenance["valid_split"] == "carved" and "carved from trainVid" in carved.valid_split
+    # the original split's validation dialogues: none of them the carve's choice
+    wanted = [v for v in made["vids"][:12] if v not in carved_dev][:3]
+    ids_file = _write_ids(tmp_path / "valid.txt", wanted)
+    r = import_dialoguernn(src, "given", trust_pickle=True, features_dir=tmp_path, valid_ids=ids_file, progress=False)
+    assert {d.id for d in r.corpus.split_dialogues("dev")} == set(wanted)
+    assert {d.id for d in r.corpus.split_dialogues("test")} == set(made["vids"][12:])
+    assert len(r.corpus.split_dialogues("train")) == 9
+    assert r.valid_split == f"3 dialogues from {ids_file}"
+    assert r.corpus.provenance["valid_split"] == "given" and r.corpus.provenance["valid_source"] == str(ids_file)
+    assert load_prepared("given", tmp_path).fingerprint() == r.corpus.fingerprint()
+    # a JSON list, or the prepared corpus of the same dialogues with its dev split, give the same split
+    (tmp_path / "valid.json").write_text(json.dumps(wanted))
+    by_json = import_dialoguernn(src, "j", trust_pickle=True, features_dir=tmp_path,
+                                 valid_ids=tmp_path / "valid.json", progress=False)
+    by_corpus = import_dialoguernn(src, "c", trust_pickle=True, features_dir=tmp_path,
+                                   valid_ids=tmp_path / "given", progress=False)
+    def splits(corpus):
+        return [(d.id, d.split) for d in corpus.dialogues]
+
+    assert splits(by_json.corpus) == splits(by_corpus.corpus) == splits(r.corpus)
+    assert by_corpus.warnings == []
+    # the command line reports which split it used
+    argv = ["features", "import", str(src), "--format", "dialoguernn", "--corpus-name", "cli", "--trust-pickle",
+            "--features-dir", str(tmp_path), "--valid-ids", str(ids_file)]
+    assert main(argv) == 0
+    assert f"validation split: 3 dialogues from {ids_file}" in capsys.readouterr().out
+    assert main([*argv[:-2], "--corpus-name", "cli2"]) == 0
+    assert "validation split: 1 dialogues carved from trainVid (0.1, seed 0)" in capsys.readouterr().out
+    assert main([*argv, "--valid-fraction", "0.2"]) == 1
+    assert "not both" in capsys.readouterr().err
+
+
+def test_valid_ids_from_a_corpus_with_other_splits_warn(tmp_path, caplog):
+    src = tmp_path / "s.pkl"
+    made = make_pickle(src, "iemocap-dialoguernn", n_train=12)
+    other = import_dialoguernn(src, "other", trust_pickle=True, features_dir=tmp_path, progress=False)
+    # a prepared corpus that puts one of the pickle's test dialogues in train
+    data = json.loads((tmp_path / "other" / "corpus.json").read_text())
+    moved = str(made["vids"][12])
+    for d in data["dialogues"]:
+        if d["id"] == moved:
+            d["split"] = "train"
+            for u in d["utterances"]:
+                u["split"] = "train"
+    from mmemolr.corpus import Corpus, save_prepared
+
+    save_prepared(Corpus.from_dict(data), tmp_path / "edited")
+    with caplog.at_level("WARNING"):
+        r = import_dialoguernn(src, "w", trust_pickle=True, features_dir=tmp_path, valid_ids=tmp_path / "edited",
+                               progress=False)
+    assert {d.id for d in r.corpus.split_dialogues("dev")} == {d.id for d in other.corpus.split_dialogues("dev")}
+    assert len(r.warnings) == 2 and "test dialogues differ" in r.warnings[0] and "1 only here" in r.warnings[0]
+    assert "test dialogues differ" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "ids, message",
+    [
+        (["Ses01F_impro00", "nope"], r"1 validation dialogue id\(s\) are not in .*'nope'"),
+        (["Ses05M_script00"], r"are testVid dialogues .*'Ses05M_script00'.*must come from trainVid"),
+        ([], "holds no validation dialogue ids"),
+        ([f"Ses0{1 + i % 4}F_impro0{i}" for i in range(12)], "cover every trainVid dialogue"),
+    ],
+)
+def test_bad_valid_ids_are_refused(tmp_path, ids, message):
+    src = tmp_path / "b.pkl"
+    make_pickle(src, "iemocap-dialoguernn", n_train=12)
+    with pytest.raises(CorpusError, match=message):
+        import_dialoguernn(src, "b", trust_pickle=True, features_dir=tmp_path,
+                           valid_ids=_write_ids(tmp_path / "v.txt", ids), progress=False)
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        import_dialoguernn(src, "b", trust_pickle=True, features_dir=tmp_path, valid_ids=tmp_path / "missing.txt",
+                           progress=False)
+
+
+def test_placeholder_modalities_are_not_imported(tmp_path, caplog, capsys):
+    src = tmp_path / "IEMOCAP_features_raw.pkl"
+    make_pickle(src, "iemocap-dialoguernn")
+
+    def blank(items):  # audio all zeros, visual one constant vector: what some releases ship
+        for vid, arr in items[4].items():
+            items[4][vid] = np.zeros((len(arr), 100), dtype=np.float32)
+        for vid, arr in items[5].items():
+            items[5][vid] = np.full((len(arr), 512), 0.5, dtype=np.float32)
+        first = items[7][0]
+        items[3][first] = np.asarray(items[3][first]).copy()
+        items[3][first][1] = 0.0  # one all-zero text row: a missing utterance, not a feature
+
+    _rewrite(src, blank)
+    # what an earlier version wrote for the all-zero audio: a "complete" feature file of zeros
+    first = import_dialoguernn(src, "p", trust_pickle=True, features_dir=tmp_path / "f", progress=False)
+    stale = tmp_path / "f" / "p" / "audio-IEMOCAP_features_raw.h5"
+    ids = first.corpus.utterance_ids()
+    attrs = {"corpus_name": "p", "corpus_fingerprint": first.corpus.fingerprint(), "modality": "audio",
+             "extractor": "dialoguernn-import", "dim": 100,
+             "weights_sha256": read_features(first.feature_files["text"]).attrs["weights_sha256"]}
+    with FeatureWriter(stale, ids, attrs) as writer:
+        writer.write(ids, np.zeros((len(ids), 100), np.float32))
+    with caplog.at_level("WARNING"):
+        r = import_dialoguernn(src, "p", trust_pickle=True, features_dir=tmp_path / "f", progress=False)
+    assert r.placeholders == {"audio": "is all zeros", "visual": "holds the same vector for every utterance"}
+    assert set(r.feature_files) == {"text"}
+    folder = tmp_path / "f" / "p"
+    assert find_feature_files(folder, "audio") == [] and find_feature_files(folder, "visual") == []
+    assert "videoAudio (100-d) is all zeros" in caplog.text and "videoVisual (512-d)" in caplog.text
+    assert not stale.exists() and "audio-IEMOCAP_features_raw.h5: removed" in caplog.text
+    assert r.corpus.provenance["placeholder_modalities"] == r.placeholders
+    ff = read_features(r.feature_files["text"])
+    assert r.zero_rows == {"text": 1} and [e[1] for e in ff.errors] == ["all-zero"]
+    assert int(ff.available.sum()) == len(ff.ids) - 1
+    # so "every modality with a feature file" is the text alone
+    from mmemolr.compare import make_plan
+
+    assert make_plan("p", tmp_path / "f", seeds=1).rows == ["T"]
+    argv = ["features", "import", str(src), "--format", "dialoguernn", "--corpus-name", "p", "--trust-pickle",
+            "--features-dir", str(tmp_path / "f")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "not imported: is all zeros (placeholder)" in out

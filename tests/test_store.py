@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -335,3 +336,48 @@ def test_unwritable_output_says_what_to_do(tmp_path, capsys):
     assert main(["features", "merge", str(a), "--out", str(blocker / "sub" / "m.h5")]) == 1
     err = capsys.readouterr().err
     assert "error: cannot create the folder" in err and "Errno" not in err
+
+
+def test_inspect_a_file_while_it_is_written(tmp_path, capsys):
+    """HDF5 locks a file open for writing against other processes; inspect reads it anyway."""
+    corpus = small_corpus()
+    ids = corpus.utterance_ids()
+    path = tmp_path / "text-test.h5"
+    save_prepared(corpus, tmp_path / "toy")
+    script = textwrap.dedent(f"""
+        import sys
+        from mmemolr.corpus import load_prepared
+        from tests.test_store import FeatureWriter, attrs_for, vectors
+        ids = load_prepared({str(tmp_path / 'toy')!r}).utterance_ids()
+        w = FeatureWriter({str(path)!r}, ids, attrs_for(load_prepared({str(tmp_path / 'toy')!r})))
+        w.write(ids[:5], vectors(ids[:5]))
+        w.fail(ids[5], "empty", "no text")
+        print("ready", flush=True)
+        sys.stdin.readline()  # hold the file open until the test has looked
+        w.write(ids[6:], vectors(ids[6:]))
+        w.close()
+    """)
+    from mmemolr.paths import REPO_ROOT
+
+    writer = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        partial = partial_path(path)
+        with pytest.raises(FeatureFileError, match="lock"):  # what a plain read meets
+            read_features(partial, allow_partial=True)
+        assert main(["features", "inspect", str(partial)]) == 0
+        out = capsys.readouterr().out
+        assert "processed     6 of 12 (50.0%)" in out and "being written now" in out
+        assert re.search(r"available\s+5\n", out) and "empty" in out
+    finally:
+        writer.communicate("go\n", timeout=60)
+    assert writer.returncode == 0 and path.exists()
+    assert main(["features", "inspect", str(path)]) == 0
+    assert "in progress" not in capsys.readouterr().out
+    # an interrupted file (no writer) says how to resume
+    w = FeatureWriter(tmp_path / "cut.h5", ids, attrs_for(corpus))
+    w.write(ids[:3], vectors(ids[:3]))
+    w.close()
+    assert main(["features", "inspect", str(partial_path(tmp_path / "cut.h5"))]) == 0
+    assert "not being written: an interrupted extraction; rerun the same extract command" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -49,13 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs each run asks for")
     parser.add_argument("--gpus-per-run", type=float, default=0.0,
                         help="Ray: GPUs each run asks for (0.25 puts four runs on one GPU)")
-    parser.add_argument("--out", help=f"sweep folder (default: {DEFAULT_ROOT}/<corpus>-<preset>)")
+    parser.add_argument("--out", help=f"sweep folder (default: {DEFAULT_ROOT}/<corpus>-<preset>, followed by the "
+                        "names of the files chosen with --features)")
     parser.add_argument("--config", help="base training config (default: configs/<corpus>.yaml)")
     parser.add_argument("--features", action="append", default=[], metavar="M=FILE",
                         help="feature file of modality M (t, a, v) when the corpus folder holds several")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their status, train nothing")
     parser.add_argument("--no-figures", action="store_true", help="write the table only")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="one plain line per finished run (rate, ETA) instead of progress bars; the default "
+                        "when stderr is not a terminal")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides for every run, e.g. optim.max_epochs=30 model.hidden=100")
     parser.set_defaults(func=run_compare)
@@ -71,6 +75,16 @@ def _features(items: list[str]) -> dict[str, str]:
     return out
 
 
+def default_sweep_dir(corpus_name: str, preset: str, features: dict[str, str]) -> Path:
+    """``runs/compare/<corpus>-<preset>``; with files chosen by --features their names follow (in t, a, v
+    order), so sweeps over two encoders of one corpus do not share a folder."""
+    from mmemolr.fuse import modality_code
+
+    chosen = {modality_code(m): Path(f).name.removesuffix(".h5") for m, f in features.items()}
+    parts = [corpus_name, preset, *(chosen[c] for c in ("t", "a", "v") if c in chosen)]
+    return DEFAULT_ROOT / re.sub(r"[^A-Za-z0-9_.+=-]+", "_", "-".join(parts))
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from mmemolr.compare import format_text, make_executor, make_plan, run_sweep
     from mmemolr.compare.aggregate import run_status
@@ -79,7 +93,7 @@ def run_compare(args: argparse.Namespace) -> int:
     plan = make_plan(args.corpus, args.features_dir, preset=args.preset, modalities=args.modalities,
                      targets=targets, seeds=args.seeds, config=args.config, overrides=args.overrides,
                      features=_features(args.features))
-    out = Path(args.out) if args.out else DEFAULT_ROOT / f"{plan.corpus_name}-{plan.preset}"
+    out = Path(args.out) if args.out else default_sweep_dir(plan.corpus_name, plan.preset, plan.features)
     executor = make_executor(args.executor, jobs=args.jobs, address=args.ray_address,
                              cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, threads=args.threads)
     if args.dry_run:
@@ -90,7 +104,7 @@ def run_compare(args: argparse.Namespace) -> int:
     print(f"{plan.preset} on {plan.corpus_name}: {len(plan.runs)} runs "
           f"({len(plan.rows)} rows x {len(plan.columns)} columns x {len(plan.seeds)} seeds) in {out}; "
           f"executor {executor.describe()}", file=sys.stderr)
-    report = run_sweep(plan, out, executor, progress=not args.no_progress)
+    report = run_sweep(plan, out, executor, progress="lines" if args.no_progress else True)
     print(format_text(report.table))
     print(f"\n{len(report.ran)} run(s) trained, {len(report.skipped)} already complete, "
           f"{report.seconds:.0f} s; table: {out / 'table.md'} (.csv, .json)")

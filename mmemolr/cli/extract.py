@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "or a share (1%%); default: "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_MAX_FAILURES.items()).replace("%", "%%"))
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming or reusing OUT")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="plain progress lines (rate, ETA) instead of a bar; the default when stderr is not a "
+                        "terminal")
     parser.add_argument("--list", action="store_true", help="list extractors and their options, then exit")
     parser.add_argument("options", nargs="*", metavar="KEY=VALUE",
                         help="extractor options, e.g. pooling=cls context=2 (see --list)")
@@ -107,7 +109,7 @@ def run_extract(args: argparse.Namespace) -> int:
         if note:
             print(note, file=sys.stderr)
     result = run_extraction(corpus, extractor, out, shard=shard, workers=workers, batch_size=runner_batch,
-                            overwrite=args.overwrite, progress=not args.no_progress)
+                            overwrite=args.overwrite, progress="lines" if args.no_progress else True)
     print(failure_summary(result.errors, result.total))
     rate = result.processed / result.seconds if result.seconds > 0 else 0.0
     if result.total == 0:

@@ -7,14 +7,16 @@ import sys
 
 from mmemolr.cli.features_import import register_import
 from mmemolr.corpus import load_prepared
-from mmemolr.store import describe_features, merge_shards, read_features, validate_features
+from mmemolr.store import being_written, describe_features, merge_shards, read_snapshot, validate_features
+from mmemolr.store.validate import describe_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("features", help="inspect, validate, merge or import feature files")
     sub = parser.add_subparsers(dest="features_command", metavar="ACTION", required=True)
 
-    inspect = sub.add_parser("inspect", help="print metadata and coverage of a feature file")
+    inspect = sub.add_parser("inspect", help="print metadata and coverage of a feature file (also one being "
+                             "written: its progress)")
     inspect.add_argument("file")
     inspect.set_defaults(func=run_inspect)
 
@@ -35,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    print(describe_features(read_features(args.file, allow_partial=True)))
+    # Without HDF5's lock, so that a .partial.h5 an extraction is writing right now can be looked at.
+    ff = read_snapshot(args.file)
+    print(describe_features(ff))
+    if not ff.attrs.get("complete"):
+        print()
+        print(describe_progress(ff, being_written(args.file)))
     return 0
 
 

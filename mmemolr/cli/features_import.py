@@ -23,9 +23,13 @@ def register_import(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--layout", default="auto", choices=["auto", *LAYOUTS],
                         help="item layout of the pickle (default: detected)")
     parser.add_argument("--labels", help="label names in id order, comma separated (default: the layout's)")
-    parser.add_argument("--valid-fraction", type=float, default=0.1,
-                        help="share of trainVid dialogues carved out as validation (default: %(default)s)")
-    parser.add_argument("--valid-seed", type=int, default=0, help="seed of the validation carve")
+    parser.add_argument("--valid-ids", metavar="FILE",
+                        help="the corpus's validation dialogues (they are part of trainVid): a text file with one "
+                        "dialogue id per line, a JSON list, or a prepared corpus (folder or corpus.json) whose dev "
+                        "dialogues they are. Without it a validation split is carved from trainVid")
+    parser.add_argument("--valid-fraction", type=float,
+                        help="without --valid-ids: share of trainVid dialogues carved out as validation (default 0.1)")
+    parser.add_argument("--valid-seed", type=int, help="without --valid-ids: seed of the validation carve (default 0)")
     parser.add_argument("--features-dir", default="features", help="output root (default: %(default)s)")
     parser.add_argument("--out", help="output folder (default: <features-dir>/<corpus-name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing corpus/feature files there")
@@ -36,13 +40,17 @@ def run_import(args: argparse.Namespace) -> int:
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
     result = IMPORTERS[args.format](
         args.file, args.corpus_name, trust_pickle=args.trust_pickle, layout=args.layout, labels=labels,
-        features_dir=args.features_dir, out_dir=args.out, valid_fraction=args.valid_fraction,
-        valid_seed=args.valid_seed, overwrite=args.overwrite,
+        features_dir=args.features_dir, out_dir=args.out, valid_ids=args.valid_ids,
+        valid_fraction=args.valid_fraction, valid_seed=args.valid_seed, overwrite=args.overwrite,
     )
     print(corpus_summary(result.corpus))
-    rows = [[m, result.dims[m], result.failed.get(m, 0), str(p)] for m, p in result.feature_files.items()]
+    rows = [[m, result.dims[m], result.failed.get(m, 0), result.zero_rows.get(m, 0), str(p)]
+            for m, p in result.feature_files.items()]
+    rows += [[m, result.dims[m], "", "", f"not imported: {why} (placeholder)"] for m, why in result.placeholders.items()]
     print()
-    print(format_table(["modality", "dim", "unavailable rows (NaN/inf or all zeros)", "file"], rows, title=f"layout {result.layout}"))
+    print(format_table(["modality", "dim", "non-finite rows", "zero rows", "file"], rows,
+                       title=f"layout {result.layout}"))
+    print(f"\nvalidation split: {result.valid_split}")
     print(f"\nprepared corpus: {result.corpus_dir}  (use --corpus {result.corpus_dir} or --corpus "
           f"{args.corpus_name} --features-dir {args.features_dir})")
     return 0

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None,
                         help="run folder (default: runs/<corpus>/<modalities>-<target>-seed<N>)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default 1; see docs/training.md)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress output (default: a bar on a terminal, one line per epoch otherwise)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     parser.set_defaults(func=run)
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from mmemolr.compare.aggregate import (
     ERROR_FILE,
     RESULTS_FILE,
@@ -35,6 +33,8 @@ from mmemolr.fuse import (
     normalise_modalities,
     resolve_feature_files,
 )
+from mmemolr.fuse.sources import CHOOSE_BY_FLAG
+from mmemolr.progress import Progress, resolve_mode
 from mmemolr.store import find_feature_files, read_features
 from mmemolr.train import rundir
 from mmemolr.train.config import TrainConfig, check_train_config, default_config_path
@@ -61,8 +61,9 @@ def make_plan(
             raise FileNotFoundError(f"{folder} holds no complete feature file; run `mmemolr extract` first")
     else:
         codes = normalise_modalities(modalities)
-    # Missing, ambiguous or damaged files fail here (the check training makes), not in every run.
-    load_feature_files(resolve_feature_files(folder, codes, features), prepared)
+    # Missing, ambiguous or damaged files fail here (the check training makes), not in every run; the
+    # messages name compare's --features flag.
+    load_feature_files(resolve_feature_files(folder, codes, features, choose_with=CHOOSE_BY_FLAG), prepared)
     config_path = Path(config) if config else default_config_path(corpus)
     if config_path is not None and not config_path.exists():
         raise FileNotFoundError(f"config file {config_path} does not exist")
@@ -147,17 +148,22 @@ def _store_files(run_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | RayExecutor,
-              progress: bool = True) -> SweepReport:
-    """Run every unfinished run of ``plan`` in ``sweep_dir``; rewrite the table after each one."""
+              progress: bool | str = True) -> SweepReport:
+    """Run every unfinished run of ``plan`` in ``sweep_dir``; rewrite the table after each one.
+
+    ``progress``: True a bar on a terminal (with each run's epoch bar when one job runs here) and one line
+    per finished run otherwise, ``"lines"`` those lines always, False nothing.
+    """
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     single = isinstance(executor, LocalExecutor) and executor.jobs == 1
-    tasks, done = sweep_tasks(plan, sweep_dir, progress=progress and single)
+    mode = resolve_mode(progress)
+    tasks, done = sweep_tasks(plan, sweep_dir, progress=mode == "bar" and single)
     write_plan(plan, sweep_dir)
     report = SweepReport(table=write_tables(sweep_dir, plan), skipped=done)
     start = time.perf_counter()
-    bar = tqdm(total=len(plan.runs), initial=len(done), desc=f"compare {plan.preset}", unit="run",
-               disable=not progress or not tasks, dynamic_ncols=True)
+    bar = Progress(len(plan.runs), f"compare {plan.preset} on {plan.corpus_name}", "run", initial=len(done),
+                   progress=mode if tasks else False, every=1)
     try:
         for outcome in executor.map(tasks):
             run_dir = sweep_dir / outcome.name
@@ -165,14 +171,14 @@ def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | 
                 _store_files(run_dir, outcome.files)
             if outcome.status == "complete":
                 (run_dir / ERROR_FILE).unlink(missing_ok=True)
-                bar.set_postfix_str(f"{outcome.name}: test W-F1 {100 * outcome.test.get('weighted_f1', 0):.2f}")
+                status = f"{outcome.name}: test W-F1 {100 * outcome.test.get('weighted_f1', 0):.2f}"
             else:
                 write_text_atomic(run_dir / ERROR_FILE, f"{outcome.error}\n\n{outcome.traceback or ''}")
                 report.failures.append(outcome)
-                bar.set_postfix_str(f"{outcome.name}: FAILED")
+                status = f"{outcome.name}: FAILED"
             report.ran.append(outcome.name)
             report.table = write_tables(sweep_dir, plan)
-            bar.update(1)
+            bar.update(1, status)
     finally:
         bar.close()
     report.seconds = time.perf_counter() - start

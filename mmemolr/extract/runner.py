@@ -27,6 +27,7 @@ from mmemolr.config import ConfigError, from_dict, to_dict
 from mmemolr.corpus.model import Corpus, Utterance
 from mmemolr.extract.failures import read_errors
 from mmemolr.extract.sharding import Shard, shard_ids
+from mmemolr.progress import Progress
 from mmemolr.store.h5 import FeatureWriter, library_versions
 
 log = logging.getLogger(__name__)
@@ -138,13 +139,14 @@ def run_extraction(
     workers: int = 1,
     batch_size: int | None = None,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> ExtractionResult:
     """Extract every (pending) utterance of ``shard`` into ``out``; resumes a partial file.
 
     ``workers`` > 1 runs a cpu_parallel extractor in that many processes; ``batch_size`` is the number of
     items per ``extract_batch`` call (default: the config's ``batch_size``, else 16; with workers, smaller
-    when needed to give each worker ``TASKS_PER_WORKER`` tasks).
+    when needed to give each worker ``TASKS_PER_WORKER`` tasks). ``progress``: True a bar on a terminal
+    and plain lines otherwise, ``"lines"`` lines always, False nothing (mmemolr.progress).
     """
     shard = shard or Shard(0, 1)
     ids = shard_ids(corpus, shard)
@@ -175,7 +177,8 @@ def run_extraction(
                     size = max(1, min(size, math.ceil(len(items) / (TASKS_PER_WORKER * workers))))
                 batches = extractor.plan_batches(items, corpus, size)
                 _check_plan(batches, items, extractor)
-                bar = _progress_bar(len(ids), resumed, f"{extractor.name} {corpus.name}", progress)
+                bar = Progress(len(ids), f"{extractor.name} {corpus.name}", "utt", initial=resumed,
+                               progress=progress, smoothing=0.05)
                 try:
                     if pool is not None:
                         _run_pool(pool, batches, extractor, workers, sink, bar)
@@ -199,35 +202,6 @@ def _check_plan(batches: Sequence[Sequence[Utterance]], items: Sequence[Utteranc
     planned = [u.id for batch in batches for u in batch]
     if len(planned) != len(items) or set(planned) != {u.id for u in items}:
         raise RuntimeError(f"extractor {extractor.name}: plan_batches must put every item in exactly one batch")
-
-
-class _Progress:
-    """A tqdm bar (rate and ETA) or nothing."""
-
-    def __init__(self, bar: Any | None) -> None:
-        self.bar = bar
-        self.failures = 0
-
-    def update(self, n: int, failures: int) -> None:
-        if self.bar is None:
-            return
-        if failures != self.failures:
-            self.failures = failures
-            self.bar.set_postfix(failed=failures, refresh=False)
-        self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _progress_bar(total: int, initial: int, desc: str, enabled: bool) -> _Progress:
-    if not enabled:
-        return _Progress(None)
-    from tqdm import tqdm
-
-    return _Progress(tqdm(total=total, initial=initial, desc=desc, unit="utt", dynamic_ncols=True,
-                          smoothing=0.05, file=sys.stderr))
 
 
 class _Sink:
@@ -296,14 +270,14 @@ def _batch_failed(extractor: Extractor, batch: Sequence[Utterance], err: BaseExc
 
 
 def _run_inline(batches: list[list[Utterance]], corpus: Corpus, extractor: Extractor, sink: _Sink,
-                bar: _Progress) -> None:
+                bar: Progress) -> None:
     for batch in batches:
         try:
             results = _extract_guarded(extractor, batch, corpus)
         except Exception as err:
             raise _batch_failed(extractor, batch, err) from err
         sink.add(batch, results)
-        bar.update(len(batch), sink.failures)
+        bar.update(len(batch), f"failed {sink.failures}" if sink.failures else None)
 
 
 # --- worker processes -------------------------------------------------------------------------------
@@ -364,7 +338,7 @@ def _start_pool(corpus: Corpus, extractor: Extractor, workers: int) -> ProcessPo
 
 
 def _run_pool(pool: ProcessPoolExecutor, batches: list[list[Utterance]], extractor: Extractor, workers: int,
-              sink: _Sink, bar: _Progress) -> None:
+              sink: _Sink, bar: Progress) -> None:
     queue: Iterator[list[Utterance]] = iter(batches)
     inflight: dict[Future, list[Utterance]] = {}
 
@@ -385,5 +359,5 @@ def _run_pool(pool: ProcessPoolExecutor, batches: list[list[Utterance]], extract
             except Exception as err:
                 raise _batch_failed(extractor, batch, err) from err
             sink.add(batch, [ItemError(*r) if isinstance(r, tuple) else r for r in raw])
-            bar.update(len(batch), sink.failures)
+            bar.update(len(batch), f"failed {sink.failures}" if sink.failures else None)
             submit(1)

@@ -10,6 +10,10 @@ from mmemolr.store import FeatureFile, check_features, find_feature_files, read_
 
 MODALITY_NAMES = {"t": "text", "a": "audio", "v": "visual"}
 MODALITY_CODES = {name: code for code, name in MODALITY_NAMES.items()}
+# How the command being run lets the user name a feature file ({code}: t, a, v): `train` takes the config
+# key as a KEY=VALUE override, `compare` and `predict` a flag.
+CHOOSE_BY_CONFIG = "features.{code}="
+CHOOSE_BY_FLAG = "--features {code}="
 
 
 def modality_code(name: str) -> str:
@@ -37,8 +41,13 @@ def normalise_modalities(modalities: Sequence[str] | str) -> list[str]:
 
 
 def resolve_feature_files(corpus_folder: str | Path, modalities: Sequence[str],
-                          chosen: Mapping[str, str] | None = None) -> dict[str, Path]:
-    """Modality code -> feature file: the one given in ``chosen`` or the single file of that modality."""
+                          chosen: Mapping[str, str] | None = None,
+                          choose_with: str = CHOOSE_BY_CONFIG) -> dict[str, Path]:
+    """Modality code -> feature file: the one given in ``chosen`` or the single file of that modality.
+
+    ``choose_with`` is how the running command names a file (``CHOOSE_BY_CONFIG`` or ``CHOOSE_BY_FLAG``);
+    messages tell the user to use it.
+    """
     folder = Path(corpus_folder)
     chosen_codes = {modality_code(k): Path(v) for k, v in (chosen or {}).items()}
     out: dict[str, Path] = {}
@@ -49,7 +58,8 @@ def resolve_feature_files(corpus_folder: str | Path, modalities: Sequence[str],
             if not path.is_absolute() and not path.exists() and (folder / path).exists():
                 path = folder / path
             if not path.exists():
-                raise FileNotFoundError(f"the {name} feature file {path} given in features.{code} does not exist")
+                raise FileNotFoundError(f"the {name} feature file {path} given as {choose_with.format(code=code)}"
+                                        f"{chosen_codes[code]} does not exist")
             out[code] = path
             continue
         found = find_feature_files(folder, name)
@@ -60,9 +70,10 @@ def resolve_feature_files(corpus_folder: str | Path, modalities: Sequence[str],
             )
         if len(found) > 1:
             names = ", ".join(p.name for p in found)
+            option = choose_with.format(code=code)
             raise ValueError(
                 f"{folder} holds several {name} feature files ({names}); choose one with "
-                f"features.{code}=FILE (e.g. features.{code}={found[0].name})"
+                f"{option}FILE (e.g. {option}{found[0].name})"
             )
         out[code] = found[0]
     return out

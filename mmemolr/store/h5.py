@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +35,8 @@ from mmemolr.fileio import os_error_reason
 FORMAT = "mmemolr-features"
 FORMAT_VERSION = 1
 _STR = h5py.string_dtype("utf-8")
+# Reads of a file being written (read_snapshot) that meet a batch half-written are repeated this often.
+SNAPSHOT_ATTEMPTS = 5
 # Attributes that must agree between a partial file and the run that resumes it.
 IDENTITY_ATTRS = ("corpus_fingerprint", "modality", "extractor", "extractor_config", "model_id", "dim", "shard")
 
@@ -305,14 +308,17 @@ class FeatureFile:
         return np.array([index[uid] for uid in ids], dtype=np.int64)
 
 
-def read_features(path: str | Path, allow_partial: bool = False) -> FeatureFile:
-    """Read a feature file; a partial (interrupted) file is refused unless ``allow_partial``."""
+def read_features(path: str | Path, allow_partial: bool = False, locking: bool = True) -> FeatureFile:
+    """Read a feature file; a partial (interrupted) file is refused unless ``allow_partial``.
+
+    ``locking=False`` does not take HDF5's file lock (see ``read_snapshot``).
+    """
     path = Path(path)
     if not path.exists():
         hint = f" (an interrupted run left {partial_path(path)}; rerun the extraction to finish it)" if partial_path(path).exists() else ""
         raise FeatureFileError(f"feature file {path} does not exist{hint}")
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", locking=locking) as f:
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
             if attrs.get("format") != FORMAT:
                 raise FeatureFileError(f"{path} is not an mmemolr feature file (format={attrs.get('format')!r})")
@@ -332,6 +338,39 @@ def read_features(path: str | Path, allow_partial: bool = False) -> FeatureFile:
             )
     except OSError as err:
         raise FeatureFileError(f"{path}: cannot be read as HDF5 ({err})") from None
+
+
+def read_snapshot(path: str | Path) -> FeatureFile:
+    """Read a feature file, complete or partial, even while an extraction is writing it.
+
+    HDF5 locks a file open for writing against every other process, readers included, so this reads
+    without the lock. The writer flushes after every batch; a read that meets a batch half-written fails
+    or sees the datasets disagree, and is repeated.
+    """
+    for attempt in range(SNAPSHOT_ATTEMPTS):
+        try:
+            ff = read_features(path, allow_partial=True, locking=False)
+            if len(ff.ids) == len(ff.done) == len(ff.available) == ff.features.shape[0]:
+                return ff
+            problem: Exception = FeatureFileError(f"{path}: datasets of different lengths (being written?)")
+        except FeatureFileError as err:
+            if "cannot be read as HDF5" not in str(err):
+                raise
+            problem = err
+        except (KeyError, ValueError) as err:
+            problem = err
+        if attempt + 1 < SNAPSHOT_ATTEMPTS:
+            time.sleep(0.2)  # the writer is between two flushes; look again
+    raise problem
+
+
+def being_written(path: str | Path) -> bool:
+    """True when another process holds the file open for writing (its HDF5 lock is taken)."""
+    try:
+        with h5py.File(path, "r"):
+            return False
+    except OSError as err:
+        return "lock" in str(err).lower()
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:

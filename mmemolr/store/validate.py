@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,18 @@ def describe_features(ff: FeatureFile) -> str:
         norms = np.linalg.norm(rows, axis=1)
         parts.append(f"row L2 norm: mean {norms.mean():.3f}, min {norms.min():.3f}, max {norms.max():.3f}")
     return "\n\n".join(parts)
+
+
+def describe_progress(ff: FeatureFile, writing: bool) -> str:
+    """How far an unfinished feature file has come, and whether an extraction is writing it now."""
+    n, done = len(ff.ids), int(ff.done.sum())
+    modified = datetime.fromtimestamp(Path(ff.path).stat().st_mtime, tz=timezone.utc)
+    ago = (datetime.now(timezone.utc) - modified).total_seconds()
+    state = ("being written now (another process holds it open)" if writing else
+             "not being written: an interrupted extraction; rerun the same extract command to resume it")
+    rows = [
+        ["processed", f"{done} of {n} ({100 * done / n:.1f}%)" if n else "0 of 0"],
+        ["last written", f"{modified.isoformat(timespec='seconds')} ({ago:.0f} s ago)"],
+        ["state", state],
+    ]
+    return format_table(["in progress", ""], rows)

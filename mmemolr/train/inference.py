@@ -15,6 +15,7 @@ import torch
 from mmemolr.config import from_dict
 from mmemolr.corpus import corpus_dir
 from mmemolr.fuse import MODALITY_NAMES, ZNorm, describe_file, normalise_modalities, resolve_feature_files
+from mmemolr.fuse.sources import CHOOSE_BY_FLAG
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
 from mmemolr.train.checkpoint import load_checkpoint
@@ -114,7 +115,7 @@ def predict_corpus(run_dir: str | Path, corpus: str, features_dir: str | Path = 
     metrics per split where every gold label is one of the run's labels."""
     run = load_run(run_dir, device)
     folder = corpus_dir(corpus, features_dir)
-    paths = resolve_feature_files(folder, run.config.modalities, features)
+    paths = resolve_feature_files(folder, run.config.modalities, features, choose_with=CHOOSE_BY_FLAG)
     _check_compatible(run, paths)
     prepared = load_training_data(corpus, run.config.modalities, {c: str(p) for c, p in paths.items()},
                                   features_dir, run.config.model.availability_input, norm=run.norm,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from mmemolr.config import to_dict
 from mmemolr.fileio import remove_stale_temporaries
 from mmemolr.fuse import describe_file
+from mmemolr.progress import Progress
 from mmemolr.targets.diagnostics import refinement_diagnostics
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
@@ -38,14 +38,16 @@ INPUTS_REMEDY = ("restore the original file(s) to resume, or train into another 
                  "to start over on the new ones")
 
 
-def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("features"), progress: bool = True,
+def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("features"),
+                 progress: bool | str = True,
                  threads: int | None = None,
                  on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> dict:
     """Train (resuming from run_dir/last.pt if present; returning the stored results if run_dir/results.json
     says complete), write the run folder, return the results dict. Resuming or reusing a run needs the
     same config and the same feature file contents it started with (rundir.check_same_inputs).
 
-    ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is on disk.
+    ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is on disk. ``progress``: True a
+    bar on a terminal and one line per epoch otherwise, ``"lines"`` lines always, False nothing.
     """
     check_train_config(config)
     run_dir = Path(run_dir)
@@ -96,8 +98,8 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
         rundir.write_inputs(run_dir, inputs)
         prepared.norm.save(run_dir / rundir.NORMALIZATION)
 
-    bar = tqdm(total=config.optim.max_epochs, initial=state["epoch"], desc=f"train {run_dir.name}", unit="epoch",
-               disable=not progress, dynamic_ncols=True)
+    bar = Progress(config.optim.max_epochs, f"train {run_dir.name}", "epoch", initial=state["epoch"],
+                   progress=progress, every=1)
     try:
         while not state["stopped"] and state["epoch"] < config.optim.max_epochs:
             epoch = state["epoch"] + 1
@@ -126,9 +128,8 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
             if average is not None:
                 last["ema"] = average.state_dict()
             save_checkpoint(last, run_dir / rundir.LAST)
-            bar.update(1)
-            bar.set_postfix(loss=f"{train_loss:.4f}", valid_wf1=f"{scores['weighted_f1']:.4f}",
-                            best=f"{state['best_score']:.4f}@{state['best_epoch']}")
+            bar.update(1, f"loss {train_loss:.4f}, dev W-F1 {scores['weighted_f1']:.4f}, "
+                          f"best {state['best_score']:.4f}@{state['best_epoch']}")
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
     finally:
