@@ -14,8 +14,9 @@ from train_helpers import make_corpus, prepare
 from mmemolr.cli.main import main
 from mmemolr.config import ConfigError, load_config
 from mmemolr.paths import REPO_ROOT
+from mmemolr.predict import predict_corpus
 from mmemolr.train.config import TrainConfig, check_train_config
-from mmemolr.train.inference import compare_metrics, evaluate_run, predict_corpus
+from mmemolr.train.inference import compare_metrics, evaluate_run
 from mmemolr.train.run import run_training
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
@@ -233,12 +234,17 @@ def test_evaluate_recomputes_and_predict_labels_a_corpus(features, tmp_path):
     stored = run_training(_config("lcm", epochs=3), run_dir, features, progress=False)
     recomputed = evaluate_run(run_dir)
     assert compare_metrics(stored, recomputed) == []
-    out, scores = predict_corpus(run_dir, "synth", features)
-    with open(out) as f:
+    result = predict_corpus(run_dir, "synth", features)
+    with open(result.csv) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == sum(1 for _ in make_corpus().utterances())
-    assert {r["split"] for r in rows} == {"train", "dev", "test"}
-    assert scores["test"]["accuracy"] == pytest.approx(stored["test"]["accuracy"])
+    assert {r["split"] for r in rows} == {"train", "dev", "test"} and rows[0]["gold"]
+    assert result.scores["test"]["accuracy"] == pytest.approx(stored["test"]["accuracy"])
+    # synthetic utterances have no times: no timelines, and the JSON holds the same rows grouped by dialogue
+    assert not result.timelines and len(result.untimed) == len(make_corpus().dialogues)
+    stored_json = json.loads(result.json.read_text())
+    assert stored_json["metrics"]["test"] == result.scores["test"] and stored_json["labelled"] is True
+    assert sum(len(d["utterances"]) for d in stored_json["dialogues"]) == len(rows)
     assert "lcm_neutral" in (run_dir / "predictions.csv").read_text().splitlines()[0]
 
 
@@ -278,7 +284,8 @@ def test_predict_refuses_features_from_another_extractor(features, tmp_path):
     corpus = load_prepared(features / "synth")
     prepare(other, corpus, modalities=("text",))
     write_features(corpus, other / "synth", "audio", dim=8)
-    with pytest.raises(ValueError, match="8-d.*was trained on 'synth-audio'"):
+    with pytest.raises(ValueError, match=r"from 'synth-audio', which mmemolr cannot run.*audio-synth.h5: "
+                                         r"dim 8 \(trained: 12\)"):
         predict_corpus(run_dir, "synth", other)
 
 
@@ -301,8 +308,9 @@ def test_cli_train_evaluate_predict(features, tmp_path, capsys):
     assert main(["evaluate", str(out)]) == 0
     assert "recomputed metrics match results.json" in capsys.readouterr().out
     assert main(["predict", str(out), "--corpus", "synth", "--features-dir", str(features),
-                 "--out", str(tmp_path / "p.csv")]) == 0
-    assert (tmp_path / "p.csv").exists()
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert "weighted F1 %" in capsys.readouterr().out
+    assert (tmp_path / "pred" / "predictions.csv").exists() and (tmp_path / "pred" / "predictions.json").exists()
 
 
 def test_cli_default_run_folder_and_ablation_flags(features, tmp_path, monkeypatch):

@@ -10,10 +10,13 @@ from mmemolr.store.h5 import (
     read_attrs,
     read_features,
 )
+from mmemolr.store.identity import feature_identity, feature_mismatches, identity_differences, same_features
 from mmemolr.store.merge import merge_shards
 from mmemolr.store.validate import describe_features, validate_features
 
 __all__ = [
-    "FeatureFile", "FeatureFileError", "FeatureWriter", "describe_features", "find_feature_files",
-    "library_versions", "merge_shards", "partial_path", "read_attrs", "read_features", "validate_features",
+    "FeatureFile", "FeatureFileError", "FeatureWriter", "describe_features", "feature_identity", "feature_mismatches",
+    "find_feature_files",
+    "identity_differences", "library_versions", "merge_shards", "partial_path", "read_attrs", "read_features",
+    "same_features", "validate_features",
 ]
