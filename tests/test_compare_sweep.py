@@ -41,7 +41,8 @@ def test_cli_sweep_table_figures_and_resume(features, tmp_path, capsys):
             "--no-progress", "--threads", "1", *TINY]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "T+A" in printed and "Δ W-F1 RLD − one-hot" in printed and "12 run(s) trained" in printed
+    assert "T+A" in printed and "Δ W-F1 RLD − one-hot" in printed
+    assert "12 run(s) trained, 0 already complete (skipped), 0 failed" in printed
     table = json.loads((out / "table.json").read_text())
     assert table["runs_complete"] == 12 and table["rows"] == ["T", "A", "T+A"]
     # every cell is the mean over the seeds of exactly what each run folder says
@@ -57,6 +58,11 @@ def test_cli_sweep_table_figures_and_resume(features, tmp_path, capsys):
         assert image.ndim == 3 and image.shape[0] > 200
     for name in ("table.md", "table.csv", "sweep.json"):
         assert (out / name).stat().st_size > 0
+    # `report` after `compare` keeps the figures compare drew (t-SNE included) instead of drawing them again
+    tsne = (out / "figures" / "tsne.png").stat().st_mtime_ns
+    assert main(["report", str(out)]) == 0
+    assert "tsne.png (inputs unchanged since it was drawn: kept)" in capsys.readouterr().out
+    assert (out / "figures" / "tsne.png").stat().st_mtime_ns == tsne
 
     # a rerun trains nothing and keeps every run folder as it is
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")}

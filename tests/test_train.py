@@ -227,6 +227,7 @@ def test_early_stopping_respects_patience(features, tmp_path):
     assert results["epochs_run"] - results["best_epoch"] == 2
     best = max(r["valid_weighted_f1"] for r in rows)
     assert all(r["valid_weighted_f1"] <= best for r in rows[results["best_epoch"]:])
+    assert results["warnings"] == []  # early stopping ended it: no max_epochs warning
 
 
 def test_evaluate_recomputes_and_predict_labels_a_corpus(features, tmp_path):
@@ -338,6 +339,34 @@ def test_cli_bad_input_exits_with_a_message(features, tmp_path, capsys, extra, m
 def test_cli_missing_corpus(tmp_path, capsys):
     assert main(["train", "--corpus", "absent", "--features-dir", str(tmp_path), "--quiet"]) == 1
     assert "no prepared corpus" in capsys.readouterr().err
+
+
+def test_cli_corpus_names_any_case_and_close_names(features, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # a typo: the close prepared corpus is named, and prepare is suggested with a real format, not the typo
+    assert main(["train", "--corpus", "synht", "--features-dir", str(features), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "did you mean --corpus synth?" in err
+    assert "mmemolr corpus prepare --corpus FORMAT --root RAW_FILES (formats: emorynlp, iemocap, manifest, meld, " \
+           "transcript)" in err and "--corpus synht --root" not in err
+    # another case finds the prepared corpus; the run folder and config use its own name
+    # --modalities text is t on purpose (documented): the same run folder and config as --modalities t
+    assert main(["train", "--corpus", "SYNTH", "--features-dir", str(features), "--modalities", "text,audio",
+                 "--quiet", "--device", "cpu", "optim.max_epochs=1", "model.hidden=8"]) == 0
+    run_dir = tmp_path / "runs" / "synth" / "ta-rld-seed0"
+    config = json.loads((run_dir / "results.json").read_text())["config"]
+    assert config["corpus"] == "synth" and config["modalities"] == ["t", "a"]
+    assert main(["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t,a",
+                 "--quiet", "--device", "cpu", "optim.max_epochs=1", "model.hidden=8"]) == 0  # the same run: reused
+
+
+def test_stopping_at_max_epochs_while_improving_warns(features, tmp_path, capsys):
+    args = ["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t", "--quiet",
+            "--device", "cpu", "--out", str(tmp_path / "capped"), "optim.max_epochs=2", "model.hidden=8"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "warning: training stopped at optim.max_epochs=2 while dev weighted F1 was still improving" in err
+    assert json.loads((tmp_path / "capped" / "results.json").read_text())["warnings"]
 
 
 def test_real_meld_slice_trains(meld_corpus, minilm_dir, tmp_path):

@@ -69,9 +69,15 @@ def load_run_data(run: LoadedRun) -> PreparedData:
     for code, info in run.results["feature_files"].items():
         path = Path(info["path"])
         if not path.exists() and (Path(corpus_ref) / "corpus.json").exists():
-            found, _ = matching_files(Path(corpus_ref), code, trained_record(run.results, code),
-                                      run.results["corpus_fingerprint"])
-            path = found[0] if found else path
+            found, rejected = matching_files(Path(corpus_ref), code, trained_record(run.results, code),
+                                             run.results["corpus_fingerprint"])
+            if not found:
+                raise FileNotFoundError(
+                    f"{path}, the {info.get('modality') or code} feature file {run.run_dir} was trained on, is gone, "
+                    f"and no file of {corpus_ref} holds the same features"
+                    + (f" ({'; '.join(rejected)})" if rejected else "") + "; extract them again as recorded in "
+                    f"{run.run_dir / rundir.RESULTS}")
+            path = found[0]
         features[code] = str(path)
     prepared = load_training_data(corpus_ref, run.config.modalities, features, Path(corpus_ref).parent,
                                   run.config.model.availability_input, norm=run.norm, labels=run.labels)
