@@ -65,6 +65,7 @@ class SslExtractor(Extractor):
     modality = "audio"
     config_class = SslConfig
     cpu_parallel = False
+    weights_keys = ("model",)
 
     def __init__(self, config: SslConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)

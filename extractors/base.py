@@ -40,6 +40,11 @@ class Extractor(ABC):
     name: ClassVar[str]
     modality: ClassVar[str]
     config_class: ClassVar[type[ExtractorConfig]] = ExtractorConfig
+    # Config keys that locate the weights (a hub id or a folder): features are identified by the weights'
+    # SHA-256 instead, so the same weights under another path are the same features.
+    weights_keys: ClassVar[tuple[str, ...]] = ()
+    # Config keys that change only speed or memory, never the vectors (batching).
+    throughput_keys: ClassVar[tuple[str, ...]] = ()
     # True when CPU worker processes speed it up (per-item signal processing); False for batched
     # neural encoders that use all cores (or the GPU) in one process.
     cpu_parallel: ClassVar[bool] = False
@@ -71,6 +76,16 @@ class Extractor(ABC):
     def provenance(self) -> dict[str, Any]:
         """What else is needed to redo the run: model id, weights hash, library versions."""
         return {}
+
+    def absent_reason(self, utt: Utterance) -> str | None:
+        """Why ``utt`` has nothing for this modality (a text-only or audio-only row of a mixed-media
+        corpus), or None. Absent items are masked and counted as absent, never as failures; a media file
+        that is named but missing or damaged is a failure, found by ``extract_batch``."""
+        if self.modality == "text":
+            return None if utt.text.strip() else "the utterance has no text"
+        if self.modality == "audio":
+            return None if utt.audio_path else "the utterance has no audio file"
+        return None if utt.video_path else "the utterance has no video file"
 
     def default_output_name(self) -> str:
         """File stem of the default output, e.g. ``text-roberta-base``."""

@@ -74,6 +74,9 @@ class TransformersTextExtractor(Extractor):
     modality: ClassVar[str] = "text"
     config_class: ClassVar[type[ExtractorConfig]] = TransformersTextConfig
     cpu_parallel: ClassVar[bool] = False
+    weights_keys: ClassVar[tuple[str, ...]] = ("model",)
+    # Padding never changes an utterance's vector (tests/test_text_extractor.py checks it).
+    throughput_keys: ClassVar[tuple[str, ...]] = ("batch_size", "max_tokens")
 
     config: TransformersTextConfig
 
@@ -180,6 +183,7 @@ class TransformersTextExtractor(Extractor):
         config = self.hf_config()
         return {
             "model_id": self.config.model,
+            "model_dir": str(folder.resolve()),
             "weights_sha256": digest,
             "weights_files": sorted(hashes),
             "model_type": str(getattr(config, "model_type", "")),

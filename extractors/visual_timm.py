@@ -228,6 +228,7 @@ class TimmExtractor(Extractor):
     modality = "visual"
     config_class = TimmConfig
     cpu_parallel = False
+    weights_keys = ("checkpoint",)  # the architecture (model) stays part of the identity
 
     def __init__(self, config: TimmConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)

@@ -102,7 +102,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
 
         key = unknown[0]
         close = difflib.get_close_matches(key, list(fields), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; valid keys: {', '.join(fields)}"
+        hint = f" (did you mean {_join(where, close[0])!r}?)" if close else f"; valid keys: {', '.join(fields)}"
         raise ConfigError(f"{where}: unknown key {_join(where, key)!r}{hint}")
     kwargs = {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
     try:
@@ -126,7 +126,9 @@ def _drop_removed(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]
 
 
 def _join(where: str, key: str) -> str:
-    return key if where in ("config", "") or where.endswith((".yaml", ".yml")) else f"{where}.{key}"
+    """The full key path (``optim.lr``); ``where`` names a file or a thing ("extractor x") at the top."""
+    top = where in ("config", "") or where.endswith((".yaml", ".yml")) or " " in where
+    return key if top else f"{where}.{key}"
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

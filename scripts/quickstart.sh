@@ -11,5 +11,5 @@ MMEMOLR=.venv/bin/mmemolr
 
 $MMEMOLR corpus prepare --corpus meld --root "$SHARED/data/meld"
 $MMEMOLR extract --corpus meld --modality text --model "$SHARED/models/all-MiniLM-L6-v2"
-$MMEMOLR compare --corpus meld --preset table6 --seeds "$SEEDS" --jobs 2 --out runs/meld-table6
-$MMEMOLR report runs/meld-table6
+$MMEMOLR compare --corpus meld --preset table6 --seeds "$SEEDS" --jobs 2 --out runs/compare/meld-table6
+$MMEMOLR report runs/compare/meld-table6

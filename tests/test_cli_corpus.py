@@ -23,6 +23,11 @@ def test_inspect_meld(meld_root, capsys):
     assert "9,989" in out and "1,109" in out and "2,610" in out and "neutral" in out and "Joey" in out
 
 
+def test_format_names_in_any_case(meld_root, capsys):
+    assert main(["corpus", "inspect", "--corpus", "MELD", "--root", str(meld_root)]) == 0
+    assert "9,989" in capsys.readouterr().out
+
+
 def test_inspect_emorynlp(emorynlp_root, capsys):
     assert main(["corpus", "inspect", "--corpus", "emorynlp", "--root", str(emorynlp_root)]) == 0
     out = capsys.readouterr().out
@@ -43,7 +48,7 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train_sent_emo.csv: MELD file not found" in err
     assert main(["corpus", "inspect", "--corpus", "friends", "--root", str(tmp_path)]) == 1
-    assert "unknown corpus format 'friends'" in capsys.readouterr().err
+    assert "unknown corpus format 'friends'; known: emorynlp, iemocap, manifest, meld, transcript" in capsys.readouterr().err
     (tmp_path / "x.pkl").write_bytes(b"")
     assert main(["corpus", "inspect", "--corpus", "iemocap", "--root", str(tmp_path / "x.pkl")]) == 1
     assert "--trust-pickle" in capsys.readouterr().err

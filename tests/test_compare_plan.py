@@ -147,9 +147,11 @@ def test_table_from_run_folders(tmp_path):
     with open(tmp_path / "table.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["row"] for r in rows] == ["T", "A", "T+A"]
-    assert float(rows[0]["RLD W-F1 mean"]) == pytest.approx(np.mean(wf1["rld"]))
+    # percent, as in table.md, and the headers say so
+    assert float(rows[0]["RLD W-F1 mean %"]) == pytest.approx(100 * np.mean(wf1["rld"]))
+    assert float(rows[0]["RLD Δ W-F1 %"]) == pytest.approx(3.0)
     assert float(rows[0]["RLD Δ W-F1 p"]) == pytest.approx(ref.pvalue)
-    assert rows[1]["RLD W-F1 mean"] == ""
+    assert rows[1]["RLD W-F1 mean %"] == ""
     stored = json.loads((tmp_path / "table.json").read_text())
     assert stored["cells"] == table["cells"] and load_plan(tmp_path).to_dict() == plan.to_dict()
 

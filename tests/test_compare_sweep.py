@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import h5py
 import matplotlib.image as mpimg
 import pytest
 from train_helpers import make_corpus, prepare
@@ -13,6 +15,7 @@ from mmemolr.cli.main import main
 from mmemolr.compare import LocalExecutor, RayExecutor, make_plan, run_config, run_sweep
 from mmemolr.compare.aggregate import ERROR_FILE, run_status
 from mmemolr.compare.executors import RunTask, execute_task
+from mmemolr.compare.preflight import preflight
 from mmemolr.compare.sweep import _store_files, sweep_tasks, write_plan
 from mmemolr.train import rundir
 from mmemolr.train.run import run_training
@@ -38,7 +41,8 @@ def test_cli_sweep_table_figures_and_resume(features, tmp_path, capsys):
             "--no-progress", "--threads", "1", *TINY]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "T+A" in printed and "Δ W-F1 RLD − one-hot" in printed and "12 run(s) trained" in printed
+    assert "T+A" in printed and "Δ W-F1 RLD − one-hot" in printed
+    assert "12 run(s) trained, 0 already complete (skipped), 0 failed" in printed
     table = json.loads((out / "table.json").read_text())
     assert table["runs_complete"] == 12 and table["rows"] == ["T", "A", "T+A"]
     # every cell is the mean over the seeds of exactly what each run folder says
@@ -54,6 +58,11 @@ def test_cli_sweep_table_figures_and_resume(features, tmp_path, capsys):
         assert image.ndim == 3 and image.shape[0] > 200
     for name in ("table.md", "table.csv", "sweep.json"):
         assert (out / name).stat().st_size > 0
+    # `report` after `compare` keeps the figures compare drew (t-SNE included) instead of drawing them again
+    tsne = (out / "figures" / "tsne.png").stat().st_mtime_ns
+    assert main(["report", str(out)]) == 0
+    assert "tsne.png (inputs unchanged since it was drawn: kept)" in capsys.readouterr().out
+    assert (out / "figures" / "tsne.png").stat().st_mtime_ns == tsne
 
     # a rerun trains nothing and keeps every run folder as it is
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
@@ -103,21 +112,84 @@ def test_parallel_workers_match_serial(features, tmp_path):
         assert a["test"]["weighted_f1"] == pytest.approx(b["test"]["weighted_f1"], abs=1e-3)
 
 
-def test_failed_run_is_reported_and_retried(features, tmp_path, capsys):
+def test_failed_run_is_reported_counted_and_retried(features, tmp_path, capsys, monkeypatch):
+    import mmemolr.train.run as train_run
+
+    real = train_run.run_training
+
+    def flaky(config, run_dir, *args, **kwargs):  # a run that fails while training (out of memory, say)
+        if Path(run_dir).name == "a_rld_seed0":
+            raise RuntimeError("CUDA out of memory")
+        return real(config, run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(train_run, "run_training", flaky)
     out = tmp_path / "sweep"
-    plan = _plan(features, seeds=1)
-    audio = next((features / "synth").glob("audio-*.h5"))
-    hidden = audio.with_suffix(".moved")
-    audio.rename(hidden)  # the audio file disappears after planning
-    report = run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False)
-    failed = sorted(f.name for f in report.failures)
-    assert failed == ["a_onehot_seed0", "a_rld_seed0", "t+a_onehot_seed0", "t+a_rld_seed0"]
-    assert "FileNotFoundError" in (out / "a_rld_seed0" / ERROR_FILE).read_text()
-    assert run_status(out / "a_rld_seed0") == "failed" and report.table["runs_complete"] == 2
-    hidden.rename(audio)
-    report = run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False)
-    assert sorted(report.ran) == failed and not report.failures
+    argv = ["compare", "--corpus", "synth", "--features-dir", str(features), "--seeds", "1", "--out", str(out),
+            "--no-progress", "--no-figures", *TINY]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "5 run(s) trained, 0 already complete (skipped), 1 failed" in captured.out
+    assert "a_rld_seed0: RuntimeError: CUDA out of memory" in captured.err
+    assert "out of memory" in (out / "a_rld_seed0" / ERROR_FILE).read_text()
+    assert run_status(out / "a_rld_seed0") == "failed"
+    monkeypatch.setattr(train_run, "run_training", real)
+    assert main(argv) == 0
+    assert "1 run(s) trained, 5 already complete (skipped), 0 failed" in capsys.readouterr().out
     assert not (out / "a_rld_seed0" / ERROR_FILE).exists()
+
+
+def test_doomed_runs_stop_the_sweep_before_anything_trains(features, tmp_path, capsys):
+    from train_helpers import write_features
+
+    from mmemolr.compare.preflight import SweepCheckError
+    from mmemolr.corpus import load_prepared
+
+    corpus = load_prepared("synth", features)
+    audio = next((features / "synth").glob("audio-*.h5"))
+    plan = _plan(features, seeds=1)
+    # After planning: the audio features are replaced by a file where no training utterance has a vector.
+    train_ids = [u.id for u in corpus.utterances("train")]
+    audio.unlink()
+    write_features(corpus, features / "synth", "audio", missing=train_ids, file_name=audio.name)
+    out = tmp_path / "sweep"
+    with pytest.raises(SweepCheckError) as err:
+        run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False)
+    message = str(err.value)
+    assert "1 problem(s) found before training, so nothing was trained" in message
+    assert f"none of the {len(train_ids)} training utterances has audio features (missing)" in message
+    assert "runs a_onehot_seed0, a_rld_seed0, t+a_onehot_seed0, … (4 runs)" in message
+    assert not out.exists()  # not even the sweep folder
+
+    # Each kind of problem: an invalid config (grouped over the runs it affects), a missing file.
+    audio.unlink()
+    eta = make_plan("synth", features, preset="eta", modalities="t", seeds=1, overrides=TINY)
+    bad = dataclasses.replace(eta, base_overrides=[*eta.base_overrides, "model.hidden=0"])
+    problems = preflight(bad, out)
+    assert len(problems) == 1 and "model.hidden must be at least 1" in problems[0] and "(6 runs)" in problems[0]
+    assert any("holds no complete audio feature file" in p for p in preflight(plan, out))
+    # The CLI: the sweep stops with the list and exit status 1; --dry-run shows the same problems.
+    argv = ["compare", "--corpus", "synth", "--features-dir", str(features), "--seeds", "1", "--out", str(out),
+            "--modalities", "t", "--no-progress", *TINY, "model.dropout=2"]
+    assert main(argv) == 1
+    assert "model.dropout must be in [0, 1)" in capsys.readouterr().err and not out.exists()
+
+
+def test_finished_run_trained_on_other_features_is_caught(features, tmp_path):
+    from train_helpers import write_features
+
+    from mmemolr.corpus import load_prepared
+
+    plan = _plan(features, modalities="t", seeds=1)
+    out = tmp_path / "sweep"
+    assert not run_sweep(plan, out, LocalExecutor(1, threads=1), progress=False).failures
+    text = next((features / "synth").glob("text-*.h5"))
+    text.unlink()  # re-extracted with another encoder: same path, other weights
+    path = write_features(load_prepared("synth", features), features / "synth", "text", file_name=text.name)
+    with h5py.File(path, "r+") as f:
+        f.attrs["weights_sha256"] = "e" * 64
+    problems = preflight(plan, out)
+    assert len(problems) == 2 and all("is complete but was trained on other features" in p for p in problems)
+    assert "weights SHA-256 eeeeeeeeeeee" in problems[0]
 
 
 def test_ray_executor(features, tmp_path):

@@ -38,7 +38,8 @@ def test_overrides():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("optim.lrr=1", r"unknown key 'optim.lrr' \(did you mean 'lr'\?\)"),
+        ("optim.lrr=1", r"unknown key 'optim.lrr' \(did you mean 'optim.lr'\?\)"),
+        ("optim.max_epoch=3", r"unknown key 'optim.max_epoch' \(did you mean 'optim.max_epochs'\?\)"),
         ("model.hidden=big", r"model.hidden: expected an integer, got 'big'"),
         ("target.gradient=sideways", r"target.gradient: 'sideways' is not one of"),
         ("optim.max_epochs=1.5", r"optim.max_epochs: expected an integer, got 1.5"),

@@ -104,3 +104,50 @@ def test_labels_differing_only_in_case_are_warned_about(tmp_path):
     assert corpus.report["warnings"] == [
         f"{tmp_path / 'manifest.csv'}: labels 'Joy' (line 3) and 'joy' (line 2) differ only in case and are "
         "separate classes; write them alike if they are one class"]
+
+
+LABEL_FREE = """dialogue_id,utterance_index,speaker,text,audio_path,start,end
+call,1,B,fine thanks,a.wav,1.5,2.0
+call,0,A,how are you,a.wav,0,1.5
+chat,0,C,typed only,,,
+"""
+
+
+def test_label_free_manifest_round_trips(tmp_path, capsys):
+    from mmemolr.cli.main import main
+    from mmemolr.corpus import load_prepared, save_prepared
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "manifest.csv").write_text(LABEL_FREE)  # no label and no split column at all
+    corpus = load_corpus("manifest", tmp_path, name="calls")
+    assert corpus.label_free and corpus.labels == [] and corpus.splits == [] and corpus.groups == [None]
+    assert [u.text for u in corpus.dialogues[0].utterances] == ["how are you", "fine thanks"]
+    assert all(u.label is None and u.split is None for u in corpus.utterances())
+    save_prepared(corpus, tmp_path / "prepared")
+    assert load_prepared(tmp_path / "prepared").to_dict() == corpus.to_dict()
+    # empty label and split cells are the same as no columns; JSONL with null labels too
+    (tmp_path / "manifest.csv").write_text(LABEL_FREE.replace("end\n", "end,label,split\n", 1)
+                                           .replace("2.0\n", "2.0,,\n").replace("1.5\n", "1.5,,\n"))
+    assert load_corpus("manifest", tmp_path, name="calls").fingerprint() == corpus.fingerprint()
+    rows = [{"dialogue_id": "x", "utterance_index": 0, "speaker": "A", "text": "hi", "label": None, "split": "test"}]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    jsonl = load_corpus("manifest", tmp_path / "m.jsonl")
+    assert jsonl.label_free and jsonl.splits == ["test"]
+    # prepare prints that it is label-free; train refuses it, naming predict
+    (tmp_path / "manifest.csv").write_text(LABEL_FREE)
+    features = tmp_path / "features"
+    assert main(["corpus", "prepare", "--corpus", "manifest", "--root", str(tmp_path / "manifest.csv"),
+                 "--name", "calls", "--out", str(features / "calls")]) == 0
+    assert "label-free: no utterance has a label" in capsys.readouterr().out
+    assert main(["train", "--corpus", "calls", "--features-dir", str(features), "--quiet"]) == 1
+    assert "is label-free (no utterance has a label)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("d9,0,A,t,,test,,,", r"line 6: empty label for utterance 'd9_u0'; line 2 has one"),
+    ("d9,0,A,t,sad,,,,", r"line 6: no split for utterance 'd9_u0'; every row of a labelled manifest needs one"),
+])
+def test_labelled_manifests_stay_strict(tmp_path, extra, message):
+    (tmp_path / "manifest.csv").write_text(CSV + extra + "\n")
+    with pytest.raises(CorpusError, match=message):
+        load_corpus("manifest", tmp_path)

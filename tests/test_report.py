@@ -110,3 +110,68 @@ def test_report_errors(tmp_path, sweep):
                      threads=1, on_epoch_end=stop)
     with pytest.raises(FileNotFoundError, match="has no complete results.json"):
         make_report(partial)
+
+
+def _drawn_text(monkeypatch) -> list[str]:
+    """Every title, axis label and text matplotlib is asked to draw from now on."""
+    import matplotlib.axes
+    import matplotlib.figure
+
+    seen: list[str] = []
+    for cls, names in ((matplotlib.axes.Axes, ("set_title", "set_ylabel", "text")),
+                       (matplotlib.figure.Figure, ("suptitle",))):
+        for name in names:
+            original = getattr(cls, name)
+
+            def spy(self, *args, _original=original, **kwargs):
+                seen.extend(a for a in args if isinstance(a, str))
+                return _original(self, *args, **kwargs)
+
+            monkeypatch.setattr(cls, name, spy)
+    return seen
+
+
+def test_single_run_figures_do_not_speak_of_seeds(sweep, tmp_path, monkeypatch):
+    seen = _drawn_text(monkeypatch)
+    make_report(sweep / "t_rld_seed0", tmp_path / "fig", tsne=False)
+    titles = " | ".join(seen)
+    assert "per-class F1 on the test split (one run)" in titles and "(% of each gold class, one run)" in titles
+    assert "over seeds" not in titles
+
+
+def test_comparison_marks_missing_cells_and_says_where_the_axis_starts(sweep, tmp_path, monkeypatch):
+    from mmemolr.report import figures
+
+    table = json.loads((sweep / "table.json").read_text())
+    empty = table["cells"][1]
+    for key in ("weighted_f1", "accuracy", "macro_f1"):
+        empty[key] = {"n": 0, "mean": None, "std": None, "seeds": [], "values": []}
+    seen = _drawn_text(monkeypatch)
+    figures.comparison_bars(table, tmp_path / "comparison.png")
+    assert seen.count("n/a") == 2  # one per panel, where the bar would be
+    floors = [s for s in seen if "axis from" in s]
+    assert len(floors) == 2 and "n/a: no finished run" in " ".join(seen)
+
+
+def test_refinement_examples_cover_every_gold_emotion_by_default():
+    labels = ["neutral", "joy", "anger", "fear"]
+    rows = [{"utterance_id": f"u{i}", "gold": gold, **{f"rld_{lab}": str(0.25) for lab in labels}}
+            for i, gold in enumerate(["joy", "anger", "neutral", "joy", "fear", "neutral"])]
+    chosen = choose_examples(rows, labels, "rld")
+    assert sorted(r["gold"] for r in chosen) == sorted(labels)  # one panel per gold emotion, all of them
+
+
+def test_report_reuses_figures_whose_inputs_did_not_change(sweep, tmp_path, capsys):
+    out = tmp_path / "fig"
+    assert main(["report", str(sweep), "--out", str(out)]) == 0
+    first = capsys.readouterr().out
+    assert "kept" not in first
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert main(["report", str(sweep), "--out", str(out)]) == 0
+    again = capsys.readouterr().out
+    for name in ("comparison", "per_class_f1", "confusion", "tsne", "refinement"):
+        assert f"{name}: {out / name}.png (inputs unchanged since it was drawn: kept)" in again
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == stamps
+    # another option for a figure, or a changed run, draws that figure again
+    assert main(["report", str(sweep), "--out", str(out), "--tsne-max", "11"]) == 0
+    assert "tsne: " + str(out / "tsne.png") + "\n" in capsys.readouterr().out

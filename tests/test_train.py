@@ -14,8 +14,9 @@ from train_helpers import make_corpus, prepare
 from mmemolr.cli.main import main
 from mmemolr.config import ConfigError, load_config
 from mmemolr.paths import REPO_ROOT
+from mmemolr.predict import predict_corpus
 from mmemolr.train.config import TrainConfig, check_train_config
-from mmemolr.train.inference import compare_metrics, evaluate_run, predict_corpus
+from mmemolr.train.inference import compare_metrics, evaluate_run
 from mmemolr.train.run import run_training
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
@@ -248,6 +249,7 @@ def test_early_stopping_respects_patience(features, tmp_path):
     assert results["epochs_run"] - results["best_epoch"] == 2
     best = max(r["valid_weighted_f1"] for r in rows)
     assert all(r["valid_weighted_f1"] <= best for r in rows[results["best_epoch"]:])
+    assert results["warnings"] == []  # early stopping ended it: no max_epochs warning
 
 
 def test_evaluate_recomputes_and_predict_labels_a_corpus(features, tmp_path):
@@ -255,12 +257,17 @@ def test_evaluate_recomputes_and_predict_labels_a_corpus(features, tmp_path):
     stored = run_training(_config("lcm", epochs=3), run_dir, features, progress=False)
     recomputed = evaluate_run(run_dir)
     assert compare_metrics(stored, recomputed) == []
-    out, scores = predict_corpus(run_dir, "synth", features)
-    with open(out) as f:
+    result = predict_corpus(run_dir, "synth", features)
+    with open(result.csv) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == sum(1 for _ in make_corpus().utterances())
-    assert {r["split"] for r in rows} == {"train", "dev", "test"}
-    assert scores["test"]["accuracy"] == pytest.approx(stored["test"]["accuracy"])
+    assert {r["split"] for r in rows} == {"train", "dev", "test"} and rows[0]["gold"]
+    assert result.scores["test"]["accuracy"] == pytest.approx(stored["test"]["accuracy"])
+    # synthetic utterances have no times: no timelines, and the JSON holds the same rows grouped by dialogue
+    assert not result.timelines and len(result.untimed) == len(make_corpus().dialogues)
+    stored_json = json.loads(result.json.read_text())
+    assert stored_json["metrics"]["test"] == result.scores["test"] and stored_json["labelled"] is True
+    assert sum(len(d["utterances"]) for d in stored_json["dialogues"]) == len(rows)
     assert "lcm_neutral" in (run_dir / "predictions.csv").read_text().splitlines()[0]
 
 
@@ -300,7 +307,8 @@ def test_predict_refuses_features_from_another_extractor(features, tmp_path):
     corpus = load_prepared(features / "synth")
     prepare(other, corpus, modalities=("text",))
     write_features(corpus, other / "synth", "audio", dim=8)
-    with pytest.raises(ValueError, match="8-d.*was trained on 'synth-audio'"):
+    with pytest.raises(ValueError, match=r"from 'synth-audio', which mmemolr cannot run.*audio-synth.h5: "
+                                         r"dim 8 \(trained: 12\)"):
         predict_corpus(run_dir, "synth", other)
 
 
@@ -323,8 +331,9 @@ def test_cli_train_evaluate_predict(features, tmp_path, capsys):
     assert main(["evaluate", str(out)]) == 0
     assert "recomputed metrics match results.json" in capsys.readouterr().out
     assert main(["predict", str(out), "--corpus", "synth", "--features-dir", str(features),
-                 "--out", str(tmp_path / "p.csv")]) == 0
-    assert (tmp_path / "p.csv").exists()
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert "weighted F1 %" in capsys.readouterr().out
+    assert (tmp_path / "pred" / "predictions.csv").exists() and (tmp_path / "pred" / "predictions.json").exists()
 
 
 def test_cli_default_run_folder_and_ablation_flags(features, tmp_path, monkeypatch):
@@ -352,6 +361,34 @@ def test_cli_bad_input_exits_with_a_message(features, tmp_path, capsys, extra, m
 def test_cli_missing_corpus(tmp_path, capsys):
     assert main(["train", "--corpus", "absent", "--features-dir", str(tmp_path), "--quiet"]) == 1
     assert "no prepared corpus" in capsys.readouterr().err
+
+
+def test_cli_corpus_names_any_case_and_close_names(features, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # a typo: the close prepared corpus is named, and prepare is suggested with a real format, not the typo
+    assert main(["train", "--corpus", "synht", "--features-dir", str(features), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "did you mean --corpus synth?" in err
+    assert "mmemolr corpus prepare --corpus FORMAT --root RAW_FILES (formats: emorynlp, iemocap, manifest, meld, " \
+           "transcript)" in err and "--corpus synht --root" not in err
+    # another case finds the prepared corpus; the run folder and config use its own name
+    # --modalities text is t on purpose (documented): the same run folder and config as --modalities t
+    assert main(["train", "--corpus", "SYNTH", "--features-dir", str(features), "--modalities", "text,audio",
+                 "--quiet", "--device", "cpu", "optim.max_epochs=1", "model.hidden=8"]) == 0
+    run_dir = tmp_path / "runs" / "synth" / "ta-rld-seed0"
+    config = json.loads((run_dir / "results.json").read_text())["config"]
+    assert config["corpus"] == "synth" and config["modalities"] == ["t", "a"]
+    assert main(["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t,a",
+                 "--quiet", "--device", "cpu", "optim.max_epochs=1", "model.hidden=8"]) == 0  # the same run: reused
+
+
+def test_stopping_at_max_epochs_while_improving_warns(features, tmp_path, capsys):
+    args = ["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t", "--quiet",
+            "--device", "cpu", "--out", str(tmp_path / "capped"), "optim.max_epochs=2", "model.hidden=8"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "warning: training stopped at optim.max_epochs=2 while dev weighted F1 was still improving" in err
+    assert json.loads((tmp_path / "capped" / "results.json").read_text())["warnings"]
 
 
 def test_real_meld_slice_trains(meld_corpus, minilm_dir, tmp_path):

@@ -10,18 +10,30 @@ from mmemolr.corpus.prepared import DEFAULT_FEATURES_DIR
 
 def add_corpus_source_args(parser: argparse.ArgumentParser) -> None:
     """--corpus/--root for commands that read raw corpus files."""
-    parser.add_argument("--corpus", required=True, help="corpus format: meld, emorynlp, iemocap, manifest")
-    parser.add_argument("--root", required=True, help="folder (or file) of the raw corpus")
+    parser.add_argument("--corpus", required=True,
+                        help="corpus format (any case): meld, emorynlp, iemocap, manifest, transcript")
+    parser.add_argument("--root", required=True, help="folder (or file) of the raw corpus; transcript: a .stm, "
+                        ".vtt, .srt or .csv file, or a folder of them with their recordings")
     parser.add_argument("--media-root", help="MELD: folder of the raw release with the video clips")
+    parser.add_argument("--media", help="transcript: the recording (audio or video) of a single conversation "
+                        "(default: <name>.<ext> beside the transcript)")
     parser.add_argument("--require-media", action="store_true", help="fail when a media file is missing")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow loading a pickle (IEMOCAP processed release); pickles can run code")
-    parser.add_argument("--name", help="manifest: corpus name (default: the manifest's folder name)")
+    parser.add_argument("--name", help="manifest, transcript: corpus name (default: the manifest's folder name, "
+                        "the transcript's file name)")
     parser.add_argument("--valid-seed", type=int, default=0, help="IEMOCAP raw: seed of the validation carve")
 
 
 def corpus_options(args: argparse.Namespace) -> dict[str, Any]:
+    from mmemolr.corpus.registry import format_name
+
+    args.corpus = format_name(args.corpus)
     options: dict[str, Any] = {}
+    if args.media:
+        if args.corpus != "transcript":
+            raise ValueError(f"--media is for --corpus transcript (MELD clips: --media-root), not {args.corpus}")
+        options["media"] = args.media
     if args.media_root:
         options["media_root"] = args.media_root
     if args.require_media:

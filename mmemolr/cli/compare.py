@@ -97,24 +97,29 @@ def run_compare(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, jobs=args.jobs, address=args.ray_address,
                              cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, threads=args.threads)
     if args.dry_run:
+        from mmemolr.compare.preflight import preflight
+
         rows = [[r.name, r.row, r.column, r.seed, run_status(out / r.name)] for r in plan.runs]
         print(format_table(["run", "row", "column", "seed", "status"], rows,
                            title=f"{plan.preset} on {plan.corpus_name}: {len(rows)} runs in {out}"))
-        return 0
+        problems = preflight(plan, out)
+        for problem in problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     print(f"{plan.preset} on {plan.corpus_name}: {len(plan.runs)} runs "
           f"({len(plan.rows)} rows x {len(plan.columns)} columns x {len(plan.seeds)} seeds) in {out}; "
           f"executor {executor.describe()}", file=sys.stderr)
     report = run_sweep(plan, out, executor, progress="lines" if args.no_progress else True)
     print(format_text(report.table))
-    print(f"\n{len(report.ran)} run(s) trained, {len(report.skipped)} already complete, "
-          f"{report.seconds:.0f} s; table: {out / 'table.md'} (.csv, .json)")
+    print(f"\n{len(report.trained)} run(s) trained, {len(report.skipped)} already complete (skipped), "
+          f"{len(report.failures)} failed, {report.seconds:.0f} s; table: {out / 'table.md'} (.csv, .json)")
     if not args.no_figures:
         from mmemolr.report import make_report
 
         made = make_report(out)
         for name, path in made.items():
             if name != "table":
-                print(f"figure {name}: {path}")
+                print(f"figure {name}: {path}" + (" (unchanged, kept)" if name in made.reused else ""))
     if report.failures:
         lines = [f"  {f.name}: {f.error}" for f in report.failures]
         raise RuntimeError(f"{len(report.failures)} run(s) failed (details in <run>/error.log); rerun the same "

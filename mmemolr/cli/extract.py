@@ -15,6 +15,7 @@ from mmemolr.corpus.prepared import corpus_dir, load_prepared
 from mmemolr.extract import (
     DEFAULT_EXTRACTORS,
     build_extractor,
+    check_failures,
     default_output,
     failure_summary,
     parse_max_failures,
@@ -52,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard", help="I/N: extract only shard I (0-based) of N; join with `mmemolr features merge`")
     parser.add_argument("--out", help="output file (default: <corpus folder>/<extractor output name>.h5)")
     parser.add_argument("--max-failures", help="failed items tolerated before the command fails: a count (0, 25) "
-                        "or a share (1%%); default: "
+                        "or a share (1%%) of the items that have something to extract (items without media for "
+                        "the modality, or without text, are absent, not failures); default: "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_MAX_FAILURES.items()).replace("%", "%%"))
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming or reusing OUT")
     parser.add_argument("--no-progress", action="store_true",
@@ -116,14 +118,10 @@ def run_extract(args: argparse.Namespace) -> int:
         print(f"note: shard {shard.index}/{shard.count} holds no utterances (shards never split a dialogue); "
               "its empty file still counts for `mmemolr features merge`", file=sys.stderr)
     done = "nothing to extract" if result.total == 0 else "already complete" if result.processed == 0 else f"{result.processed:,} items in {result.seconds:.1f} s ({rate:,.1f}/s)"
+    absent = f", {len(result.absent):,} absent" if result.absent else ""
     print(f"wrote {result.path}: {result.total:,} utterances, "
-          f"{result.total - len(result.errors):,} with features, dim {extractor.feature_dim()}; {done}")
-    if policy.exceeded(len(result.errors), result.total):
-        raise RuntimeError(
-            f"{len(result.errors)} of {result.total} items failed, more than --max-failures {policy.spec} allows "
-            f"({policy.allowed(result.total)}); the failures are recorded in {result.path} "
-            "(mmemolr features inspect); fix the inputs and rerun with --overwrite, or raise --max-failures"
-        )
+          f"{result.total - len(result.errors):,} with features{absent}, dim {extractor.feature_dim()}; {done}")
+    check_failures(result.path, result.errors, result.total, policy)
     return 0
 
 

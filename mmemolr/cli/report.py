@@ -38,5 +38,5 @@ def run_report(args: argparse.Namespace) -> int:
         print(format_text(table))
         print()
     for name, path in made.items():
-        print(f"{name}: {path}")
+        print(f"{name}: {path}" + (" (inputs unchanged since it was drawn: kept)" if name in made.reused else ""))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mmemolr.cli.common import add_prepared_corpus_arg
@@ -17,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="extra KEY=VALUE arguments override the config, e.g. optim.lr=3e-4 model.hidden=200",
     )
     add_prepared_corpus_arg(parser)
-    parser.add_argument("--modalities", default=None, help="comma-separated subset of t,a,v (default: config's)")
+    parser.add_argument("--modalities", default=None,
+                        help="comma-separated subset of t,a,v; the full names text,audio,visual are the same "
+                        "(default: config's)")
     parser.add_argument("--target", default=None, help="onehot, rld, ls or lcm (default: config's)")
     parser.add_argument("--config", default=None,
                         help="YAML config (default: configs/<corpus>.yaml when it exists)")
@@ -36,10 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_config(args: argparse.Namespace):
     from mmemolr.config import load_config
+    from mmemolr.corpus.prepared import canonical_corpus
     from mmemolr.train.config import TrainConfig, default_config_path
 
-    path = Path(args.config) if args.config else default_config_path(args.corpus)
-    flags = [f"corpus={args.corpus}"]
+    corpus = canonical_corpus(args.corpus, args.features_dir)
+    path = Path(args.config) if args.config else default_config_path(corpus)
+    flags = [f"corpus={corpus}"]
     if args.modalities:
         flags.append(f"modalities=[{args.modalities}]")
     if args.target:
@@ -73,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     results = run_training(config, run_dir, Path(args.features_dir), progress=not args.quiet, threads=args.threads)
     print(results_table(results))
+    for warning in results.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"run folder: {run_dir}")
     return 0
 

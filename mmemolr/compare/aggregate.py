@@ -83,6 +83,7 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
                 "test": {k: results["test"].get(k) for k, _ in METRICS},
                 "seconds_total": results.get("seconds_total"),
                 "device": results.get("device"),
+                "warnings": results.get("warnings", []),
             })
             fingerprints.add(results.get("corpus_fingerprint"))
             for code, info in (results.get("feature_files") or {}).items():
@@ -119,7 +120,8 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
         "fingerprint_mismatch": mismatched, "modalities": plan.modalities, "seeds": plan.seeds,
         "rows": plan.rows, "columns": plan.columns, "compare": plan.compare, "baseline": plan.baseline,
         "controls": list(plan.controls),
-        "split": "test", "selection": "validation weighted F1",
+        "split": "test", "selection": "validation weighted F1", "scale": "metrics as fractions in [0, 1] (table.md and "
+        "table.csv: percent; refinement diagnostics as they are)",
         "runs_complete": sum(r["status"] == "complete" for r in runs), "runs_total": len(runs),
         "feature_files": feature_files, "cells": cells, "comparisons": comparisons, "runs": runs,
         "config_path": plan.config_path, "base_overrides": plan.base_overrides,
@@ -237,6 +239,10 @@ def _describe(table: dict[str, Any]) -> list[str]:
     for code, info in sorted(table["feature_files"].items()):
         lines.append(f"features {code}: {Path(str(info.get('path'))).name} ({info.get('extractor')}, "
                      f"{info.get('model_id') or '-'}, {info.get('dim')}-d)")
+    capped = [r["name"] for r in table["runs"] if r.get("warnings")]
+    if capped:
+        lines.append(f"NOTE: {len(capped)} run(s) stopped at optim.max_epochs while dev weighted F1 was still "
+                     f"improving ({', '.join(capped[:3])}{', …' if len(capped) > 3 else ''}); raise optim.max_epochs")
     if table["fingerprint_mismatch"]:
         lines.append(f"WARNING: {len(table['fingerprint_mismatch'])} run(s) were trained on another corpus version "
                      "than the sweep's; their folders are stale")
@@ -267,19 +273,24 @@ def format_markdown_doc(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _pct_value(x: float | None) -> float | None:
+    return None if x is None else round(100 * x, 6)
+
+
 def format_csv(table: dict[str, Any]) -> str:
-    """One line per table row, numbers as fractions (not %), every metric."""
+    """One line per table row, every metric in percent (as table.md; the headers say so), p-values as
+    they are, n = seeds done."""
     cells = {(c["row"], c["column"]): c for c in table["cells"]}
     comps = _comparisons_against(table, table["baseline"])
     headers = ["row"]
     for col in table["columns"]:
         for _, short in METRICS:
-            headers += [f"{col} {short} mean", f"{col} {short} std"]
+            headers += [f"{col} {short} mean %", f"{col} {short} std %"]
         headers.append(f"{col} n")
     comp_cols = [c for c in table["columns"] if not (table["compare"] == "columns" and c == table["baseline"])]
     for col in comp_cols:
         for _, short in METRICS:
-            headers += [f"{col} Δ {short}", f"{col} Δ {short} p"]
+            headers += [f"{col} Δ {short} %", f"{col} Δ {short} p"]
     for col in table["columns"]:
         headers += [f"{col} {key}" for key, _ in DIAGNOSTICS]
     buf = io.StringIO()
@@ -290,12 +301,12 @@ def format_csv(table: dict[str, Any]) -> str:
         for col in table["columns"]:
             cell = cells[(row, col)]
             for key, _ in METRICS:
-                line += [cell[key]["mean"], cell[key]["std"]]
+                line += [_pct_value(cell[key]["mean"]), _pct_value(cell[key]["std"])]
             line.append(cell[METRICS[0][0]]["n"])
         for col in comp_cols:
             comp = comps.get((row, col))
             for key, _ in METRICS:
-                line += [comp[key]["diff_mean"], comp[key]["p"]] if comp else [None, None]
+                line += [_pct_value(comp[key]["diff_mean"]), comp[key]["p"]] if comp else [None, None]
         for col in table["columns"]:
             d = cells[(row, col)].get("refinement")
             line += [d[key] if d else None for key, _ in DIAGNOSTICS]

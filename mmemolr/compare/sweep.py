@@ -23,8 +23,10 @@ from mmemolr.compare.aggregate import (
 )
 from mmemolr.compare.executors import LocalExecutor, Outcome, RayExecutor, RunTask
 from mmemolr.compare.plan import SweepPlan, build_plan, parse_seeds
+from mmemolr.compare.preflight import check_sweep
 from mmemolr.config import load_config, to_dict
 from mmemolr.corpus import corpus_dir, load_prepared
+from mmemolr.corpus.prepared import canonical_corpus
 from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
 from mmemolr.fuse import (
     MODALITY_NAMES,
@@ -52,6 +54,7 @@ def make_plan(
     features: dict[str, str] | None = None,
 ) -> SweepPlan:
     """Check the corpus, its feature files and the base config, then expand the preset."""
+    corpus = canonical_corpus(str(corpus), features_dir)
     prepared = load_prepared(corpus, features_dir)
     folder = corpus_dir(corpus, features_dir)
     features = {k: str(Path(v).resolve()) if Path(v).exists() else str(v) for k, v in (features or {}).items()}
@@ -88,10 +91,15 @@ def run_config(plan: SweepPlan, name: str) -> TrainConfig:
 @dataclass
 class SweepReport:
     table: dict[str, Any]
-    ran: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)  # runs started by this call: trained or failed
+    skipped: list[str] = field(default_factory=list)  # complete before this call
     failures: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def trained(self) -> list[str]:
+        failed = {f.name for f in self.failures}
+        return [name for name in self.ran if name not in failed]
 
 
 def write_plan(plan: SweepPlan, sweep_dir: Path) -> None:
@@ -155,6 +163,7 @@ def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | 
     per finished run otherwise, ``"lines"`` those lines always, False nothing.
     """
     sweep_dir = Path(sweep_dir)
+    check_sweep(plan, sweep_dir)  # every run's inputs, before anything trains
     sweep_dir.mkdir(parents=True, exist_ok=True)
     single = isinstance(executor, LocalExecutor) and executor.jobs == 1
     mode = resolve_mode(progress)

@@ -1,10 +1,12 @@
 """Custom corpora from a CSV or JSONL manifest (format documented in docs/corpora.md).
 
 Columns / keys:
-  dialogue_id (str), utterance_index (int, order inside the dialogue), speaker, text, label, split
-  (train/dev/test), and optionally utterance_id (default ``{dialogue_id}_u{utterance_index}``),
+  dialogue_id (str), utterance_index (int, order inside the dialogue), speaker, text, and optionally
+  label, split (train/dev/test), utterance_id (default ``{dialogue_id}_u{utterance_index}``),
   audio_path, video_path (relative to the manifest's folder or absolute), start, end (seconds or
   HH:MM:SS.mmm inside the media file).
+A labelled manifest has a label and a split on every row (a corpus to train or score); a label-free one
+has no label on any row and optional splits (a corpus to predict). A mix is an error naming the row.
 The label set is the sorted set of labels found, unless ``labels`` is given (option ``labels``).
 """
 
@@ -18,8 +20,14 @@ from mmemolr.corpus.model import Corpus, CorpusError, Utterance, build_dialogues
 from mmemolr.corpus.readers import parse_int, parse_time, read_csv_rows, read_text_file
 from mmemolr.corpus.registry import CorpusAdapter, register_corpus
 
-REQUIRED = ["dialogue_id", "utterance_index", "speaker", "text", "label", "split"]
+REQUIRED = ["dialogue_id", "utterance_index", "speaker", "text"]
 SPLIT_NAMES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "val": "dev", "test": "test"}
+
+
+def _value(rec: dict[str, Any], key: str) -> str:
+    """The stripped value of an optional column or key ('' when absent or empty)."""
+    value = rec.get(key)
+    return "" if value is None else str(value).strip()
 
 
 def find_manifest(root: Path) -> Path:
@@ -76,21 +84,32 @@ class ManifestAdapter(CorpusAdapter):
         seen: dict[str, int] = {}
         first_line: dict[str, int] = {}  # label -> line where it first appears
         missing_media = 0
+        # A labelled manifest: some row has a label. Then every row needs a label and a split.
+        labelled = next((line for line, rec in records if _value(rec, "label")), None)
         for line, rec in records:
             where = f"{path}: line {line}"
-            split = SPLIT_NAMES.get(str(rec["split"]).strip().lower())
-            if split is None:
-                raise CorpusError(f"{where}: split {rec['split']!r} is not one of train, dev, test")
             did = str(rec["dialogue_id"]).strip()
             index = parse_int(str(rec["utterance_index"]), "utterance_index", where)
             uid = str(rec.get("utterance_id") or f"{did}_u{index}").strip()
             if uid in seen:
                 raise CorpusError(f"{where}: duplicate utterance id {uid!r} (first at line {seen[uid]})")
             seen[uid] = line
-            label = str(rec["label"]).strip()
-            if not label:
-                raise CorpusError(f"{where}: empty label for utterance {uid!r}")
-            first_line.setdefault(label, line)
+            label = _value(rec, "label")
+            if labelled is not None and not label:
+                raise CorpusError(
+                    f"{where}: empty label for utterance {uid!r}; line {labelled} has one, and a manifest is either "
+                    "labelled on every row (to train or score) or on none (a label-free corpus, to predict)"
+                )
+            if label:
+                first_line.setdefault(label, line)
+            split = None
+            if _value(rec, "split"):
+                split = SPLIT_NAMES.get(_value(rec, "split").lower())
+                if split is None:
+                    raise CorpusError(f"{where}: split {rec['split']!r} is not one of train, dev, test")
+            elif labelled is not None:
+                raise CorpusError(f"{where}: no split for utterance {uid!r}; every row of a labelled manifest needs "
+                                  "one (train, dev, test)")
             media: dict[str, str | None] = {}
             for key in ("audio_path", "video_path"):
                 value = rec.get(key)
@@ -107,7 +126,7 @@ class ManifestAdapter(CorpusAdapter):
             rows.append(
                 Utterance(
                     id=uid, dialogue_id=did, index=index, speaker=str(rec["speaker"]).strip(),
-                    text=str(rec["text"]), label=label, split=split,
+                    text=str(rec["text"]), label=label or None, split=split,
                     audio_path=media["audio_path"], video_path=media["video_path"],
                     start=parse_time(str(rec["start"]), where) if rec.get("start") not in (None, "") else None,
                     end=parse_time(str(rec["end"]), where) if rec.get("end") not in (None, "") else None,
@@ -126,7 +145,7 @@ class ManifestAdapter(CorpusAdapter):
         for d in dialogues:
             splits = {u.split for u in d.utterances}
             if len(splits) > 1:
-                raise CorpusError(f"{path}: dialogue {d.id!r} spans several splits: {sorted(splits)}")
+                raise CorpusError(f"{path}: dialogue {d.id!r} spans several splits: {sorted(map(str, splits))}")
         return Corpus(
             name=str(self.options.get("name") or base.name),
             labels=labels,

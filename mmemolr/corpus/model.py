@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SPLITS = ("train", "dev", "test")
+# How a corpus without splits (a label-free one, to predict) shows its one group of dialogues.
+UNSPLIT = "unsplit"
 
 
 class CorpusError(ValueError):
@@ -24,8 +26,8 @@ class Utterance:
     index: int  # 0-based position inside the dialogue after ordering
     speaker: str
     text: str
-    label: str | None
-    split: str
+    label: str | None  # None: not annotated (a label-free corpus, to predict)
+    split: str | None  # None: no split (a label-free corpus)
     audio_path: str | None = None
     video_path: str | None = None
     start: float | None = None  # seconds inside the media file, when it is longer than the utterance
@@ -43,7 +45,7 @@ class Utterance:
 @dataclass
 class Dialogue:
     id: str
-    split: str
+    split: str | None
     utterances: list[Utterance]
 
     @property
@@ -75,13 +77,29 @@ class Corpus:
             if split is None or dialogue.split == split:
                 yield from dialogue.utterances
 
-    def split_dialogues(self, split: str) -> list[Dialogue]:
+    def split_dialogues(self, split: str | None) -> list[Dialogue]:
         return [d for d in self.dialogues if d.split == split]
 
     @property
     def splits(self) -> list[str]:
-        present = {d.split for d in self.dialogues}
+        """Named splits present (train, dev, test first); dialogues without a split are not listed."""
+        present = {d.split for d in self.dialogues if d.split is not None}
         return [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
+
+    @property
+    def groups(self) -> list[str | None]:
+        """The named splits, then None when some dialogues have no split."""
+        return self.splits + ([None] if any(d.split is None for d in self.dialogues) else [])
+
+    @property
+    def labelled(self) -> bool:
+        """Every utterance has a label: a corpus that can be trained on or scored."""
+        return all(u.label is not None for u in self.utterances())
+
+    @property
+    def label_free(self) -> bool:
+        """No utterance has a label: a corpus that can be extracted and predicted, never trained or scored."""
+        return all(u.label is None for u in self.utterances())
 
     def utterance_ids(self) -> list[str]:
         return [u.id for u in self.utterances()]

@@ -32,13 +32,26 @@ def register_corpus(cls: type[CorpusAdapter]) -> type[CorpusAdapter]:
     return cls
 
 
-def load_corpus(adapter: str, root: str | Path, **options: Any) -> Corpus:
-    """Load a corpus with adapter ``adapter`` (meld, emorynlp, iemocap, manifest, ...) from ``root``."""
-    # Import the built-in adapters so they register themselves.
-    from mmemolr.corpus import emorynlp, iemocap, manifest, meld  # noqa: F401
+def corpus_formats() -> list[str]:
+    """Names of the registered corpus formats (the built-in adapters register on first use)."""
+    from mmemolr.corpus import emorynlp, iemocap, manifest, meld, transcript  # noqa: F401
 
-    if adapter not in CORPUS_ADAPTERS:
-        raise ValueError(f"unknown corpus format {adapter!r}; known: {', '.join(sorted(CORPUS_ADAPTERS))}")
+    return sorted(CORPUS_ADAPTERS)
+
+
+def format_name(adapter: str) -> str:
+    """The registered format ``adapter`` names, in any case (``MELD`` -> ``meld``)."""
+    known = corpus_formats()
+    name = str(adapter).strip().lower()
+    if name not in known:
+        raise ValueError(f"unknown corpus format {adapter!r}; known: {', '.join(known)}")
+    return name
+
+
+def load_corpus(adapter: str, root: str | Path, **options: Any) -> Corpus:
+    """Load a corpus with adapter ``adapter`` (meld, emorynlp, iemocap, manifest, transcript; any case)
+    from ``root``."""
+    adapter = format_name(adapter)
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus root {root} does not exist")

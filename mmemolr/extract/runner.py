@@ -25,7 +25,7 @@ import numpy as np
 from extractors.base import Extractor, ExtractorConfig, ItemError, get_extractor
 from mmemolr.config import ConfigError, from_dict, to_dict
 from mmemolr.corpus.model import Corpus, Utterance
-from mmemolr.extract.failures import read_errors
+from mmemolr.extract.failures import ABSENT, read_errors, split_absent
 from mmemolr.extract.sharding import Shard, shard_ids
 from mmemolr.progress import Progress
 from mmemolr.store.h5 import FeatureWriter, library_versions
@@ -54,6 +54,16 @@ class ExtractionResult:
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # whole file: (id, kind, message)
     seconds: float = 0.0
     complete: bool = False
+
+    @property
+    def failures(self) -> list[tuple[str, str, str]]:
+        """Items that have media for the modality but could not be extracted."""
+        return split_absent(self.errors)[0]
+
+    @property
+    def absent(self) -> list[tuple[str, str, str]]:
+        """Items with nothing to extract for the modality (masked, not failures)."""
+        return split_absent(self.errors)[1]
 
 
 def resolve_device(device: str) -> str:
@@ -170,14 +180,19 @@ def run_extraction(
             log.info("resuming %s: %d of %d items already done", writer.partial, resumed, len(ids))
         sink = _Sink(writer, extractor)
         try:
-            if pending:
-                by_id = {u.id: u for u in corpus.utterances()}
-                items = [by_id[uid] for uid in pending]
+            by_id = {u.id: u for u in corpus.utterances()}
+            reasons = {uid: extractor.absent_reason(by_id[uid]) for uid in pending}
+            absent = [uid for uid in pending if reasons[uid] is not None]
+            if absent:  # nothing to extract for this modality: masked, recorded as absent, not a failure
+                writer.fail_many(absent, ABSENT, [reasons[uid] for uid in absent])
+                sink.processed += len(absent)
+            items = [by_id[uid] for uid in pending if reasons[uid] is None]
+            if items:
                 if pool is not None and not batch_size:
                     size = max(1, min(size, math.ceil(len(items) / (TASKS_PER_WORKER * workers))))
                 batches = extractor.plan_batches(items, corpus, size)
                 _check_plan(batches, items, extractor)
-                bar = Progress(len(ids), f"{extractor.name} {corpus.name}", "utt", initial=resumed,
+                bar = Progress(len(ids), f"{extractor.name} {corpus.name}", "utt", initial=resumed + len(absent),
                                progress=progress, smoothing=0.05)
                 try:
                     if pool is not None:

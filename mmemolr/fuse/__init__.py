@@ -6,6 +6,7 @@ from mmemolr.fuse.normalize import ZNorm
 from mmemolr.fuse.sources import (
     MODALITY_NAMES,
     describe_file,
+    feature_file_problems,
     load_feature_files,
     modality_code,
     normalise_modalities,
@@ -14,6 +15,6 @@ from mmemolr.fuse.sources import (
 
 __all__ = [
     "MODALITY_NAMES", "Batch", "DialogueIndex", "FusedData", "ZNorm", "batch_plan", "build_fused",
-    "check_training_corpus", "collate", "describe_file", "iterate_batches", "load_feature_files",
+    "check_training_corpus", "collate", "describe_file", "feature_file_problems", "iterate_batches", "load_feature_files",
     "modality_code", "normalise_modalities", "resolve_feature_files",
 ]

@@ -20,7 +20,7 @@ class DialogueIndex:
     """One dialogue as rows of the fused matrix, party index per step and label index (-1: unknown)."""
 
     id: str
-    split: str
+    split: str | None
     rows: np.ndarray
     speakers: np.ndarray
     labels: np.ndarray
@@ -55,6 +55,9 @@ class FusedData:
 
 def check_training_corpus(corpus: Corpus, splits: Sequence[str] = TRAINING_SPLITS) -> None:
     """Every split present with dialogues, every utterance labelled with one of the corpus's labels."""
+    if corpus.dialogues and corpus.label_free:
+        raise ValueError(f"corpus {corpus.name!r} is label-free (no utterance has a label): it can be extracted and "
+                         f"predicted (`mmemolr predict RUN --corpus {corpus.name}`), not trained or scored")
     for split in splits:
         dialogues = corpus.split_dialogues(split)
         if not dialogues:

@@ -93,6 +93,28 @@ def load_feature_files(paths: Mapping[str, Path], corpus: Corpus) -> dict[str, F
     return files
 
 
+def feature_file_problems(path: str | Path, corpus: Corpus, code: str) -> list[str]:
+    """Everything that would stop a training on ``path`` as modality ``code`` of ``corpus``, one message
+    each (empty: usable): unreadable or incomplete file, another corpus, missing or extra utterances,
+    NaN/inf rows, another modality, no training utterance with a vector. `mmemolr compare` checks every
+    file of a sweep with it before training anything."""
+    from mmemolr.store import validate_features
+
+    problems = validate_features(path, corpus)
+    if problems:
+        return problems
+    ff = read_features(path)
+    name = MODALITY_NAMES[code]
+    if ff.modality != name:
+        return [f"{path} holds {ff.modality!r} features, but it was given as the {name} modality"]
+    train = [u.id for u in corpus.utterances("train")]
+    if train and not ff.available[ff.rows_for(train)].any():
+        kinds = sorted({kind for uid, kind, _ in ff.errors})
+        problems.append(f"{path}: none of the {len(train):,} training utterances has {name} features "
+                        f"({', '.join(kinds) or 'unavailable'}), so there is nothing to normalise or train on")
+    return problems
+
+
 def _check_same_corpus(files: Mapping[str, FeatureFile]) -> None:
     items = list(files.values())
     for other in items[1:]:
@@ -114,10 +136,13 @@ def _check_same_corpus(files: Mapping[str, FeatureFile]) -> None:
 
 
 def describe_file(ff: FeatureFile) -> dict:
-    """What a run folder records about a feature file it reads (inputs.json, results.json): where it was,
-    what made it and a checksum of its content (compared on resume and evaluate: rundir.check_same_inputs)."""
-    return {
+    """What a run folder records about a feature file it reads (inputs.json, results.json): its identity
+    (extractor, options, weights hash, dimension; mmemolr.store.identity), a checksum of its content
+    (compared on resume and evaluate: rundir.check_same_inputs) and, as provenance, where it and its model
+    were."""
+    record = {
         "path": str(Path(ff.path).resolve()),
+        "modality": ff.modality,
         "extractor": str(ff.attrs.get("extractor", "")),
         "extractor_config": ff.config(),
         "model_id": str(ff.attrs.get("model_id", "")),
@@ -127,3 +152,6 @@ def describe_file(ff: FeatureFile) -> dict:
         "available": int(ff.available.sum()),
         "rows": len(ff.ids),
     }
+    if ff.attrs.get("model_dir"):
+        record["model_dir"] = str(ff.attrs["model_dir"])
+    return record

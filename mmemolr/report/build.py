@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +14,63 @@ import numpy as np
 
 from mmemolr.compare.aggregate import SWEEP_FILE, load_plan, write_tables
 from mmemolr.compare.plan import ETA_BASELINE, SweepPlan
+from mmemolr.fileio import write_json_atomic
 from mmemolr.report import figures
 from mmemolr.report.runs import RunData, load_run
 from mmemolr.targets.diagnostics import distance_from_class_mean
 
-EXAMPLES = 4
+# Figure panels of the refinement figure: None = one per gold emotion (the run's labels).
+EXAMPLES: int | None = None
+CACHE_FILE = "figures.json"
+
+
+class Figures(dict):
+    """Figure name -> PNG path; ``reused`` names the figures kept from an earlier call (inputs unchanged)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reused: set[str] = set()
+
+
+class FigureCache:
+    """Draw each figure once: ``<out>/figures.json`` keeps, per figure, a key over its inputs (the run files
+    it reads, by size and modification time), its options and the code that draws it; a figure whose key
+    is unchanged and whose PNG exists is kept, not drawn again (``compare`` draws, ``report`` reuses)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path = out / CACHE_FILE
+        try:
+            self.entries: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+        except (OSError, json.JSONDecodeError):
+            self.entries = {}
+        self.made = Figures()
+
+    @staticmethod
+    def key(inputs: Sequence[Path], params: Any) -> str:
+        stamps = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else [str(p)] for p in inputs]
+        code = [Path(m.__file__).read_bytes().decode("utf-8", "replace") for m in (figures, sys.modules[__name__])]
+        blob = json.dumps({"inputs": stamps, "params": params, "code": code}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def draw(self, name: str, inputs: Sequence[Path], params: Any, draw: Callable[[], Path | None]) -> None:
+        key = self.key(inputs, params)
+        entry = self.entries.get(name)
+        if entry and entry.get("key") == key and (self.out / entry["file"]).exists():
+            self.made[name] = self.out / entry["file"]
+            self.made.reused.add(name)
+            return
+        path = draw()
+        if path is None:
+            self.entries.pop(name, None)
+            return
+        self.made[name] = path
+        self.entries[name] = {"key": key, "file": Path(path).name}
+
+    def save(self) -> Figures:
+        if self.entries:
+            write_json_atomic(self.path, self.entries)
+        return self.made
 
 
 def _wf1(run: RunData) -> str:
@@ -50,10 +105,12 @@ def choose_pair(runs: Sequence[RunData]) -> tuple[RunData | None, RunData | None
 
 
 def choose_examples(rows: list[dict[str, str]], labels: Sequence[str], prefix: str,
-                    wanted: Sequence[str] | None = None, count: int = EXAMPLES) -> list[dict[str, str]]:
+                    wanted: Sequence[str] | None = None, count: int | None = EXAMPLES) -> list[dict[str, str]]:
     """The rows of ``wanted`` ids, or the utterances whose refined target differs most from the mean
     target of their gold class (what refinement says about this utterance in particular, not about its
-    class), one per gold class so the figure shows several emotions."""
+    class), one per gold class (``count`` None: every class that has test utterances) so the figure shows
+    several emotions."""
+    count = len(labels) if count is None else count
     by_id = {r["utterance_id"]: r for r in rows}
     if wanted:
         missing = [uid for uid in wanted if uid not in by_id]
@@ -132,11 +189,16 @@ def _mean_per_class(runs: Sequence[RunData], labels: Sequence[str]) -> np.ndarra
     return np.mean([[r.results["test"]["per_class_f1"][lab] for lab in labels] for r in runs], axis=0)
 
 
+def _run_files(runs: Sequence[RunData], *names: str) -> list[Path]:
+    return [r.path / name for r in runs for name in ("results.json", *names)]
+
+
 def report_sweep(sweep_dir: Path, out: Path, utterances: Sequence[str] | None = None, tsne: bool = True,
-                 tsne_max: int = 2000) -> dict[str, Any]:
+                 tsne_max: int = 2000) -> Figures:
     plan: SweepPlan = load_plan(sweep_dir)
     table = write_tables(sweep_dir, plan)
-    made: dict[str, Any] = {"table": sweep_dir / "table.md"}
+    cache = FigureCache(out)
+    cache.made["table"] = sweep_dir / "table.md"
     cell_runs: dict[tuple[str, str], list[RunData]] = defaultdict(list)
     all_runs = []
     for spec in plan.runs:
@@ -145,64 +207,75 @@ def report_sweep(sweep_dir: Path, out: Path, utterances: Sequence[str] | None = 
             cell_runs[(spec.row, spec.column)].append(run)
             all_runs.append(run)
     if not all_runs:
-        return made
-    made["comparison"] = figures.comparison_bars(table, out / "comparison.png")
+        return cache.made
+    shown = {k: table[k] for k in ("preset", "corpus", "rows", "columns", "seeds", "cells", "comparisons")}
+    cache.draw("comparison", [], shown, lambda: figures.comparison_bars(table, out / "comparison.png"))
     labels = all_runs[0].labels
     single = len(plan.columns) == 1
     cells = [(row, col) for row in plan.rows for col in plan.columns if cell_runs.get((row, col))]
     names = [row if single else f"{row} / {col}" for row, col in cells]
     support = [all_runs[0].results["test"].get("support", {}).get(lab, 0) for lab in labels]
-    made["per_class_f1"] = figures.per_class_f1_heatmap(
+    cache.draw("per_class_f1", _run_files(all_runs), names, lambda: figures.per_class_f1_heatmap(
         names, np.array([_mean_per_class(cell_runs[c], labels) for c in cells]), labels, out / "per_class_f1.png",
-        support=support)
-    matrices = [(name + f" ({len(cell_runs[c])} seed(s))",
-                 np.sum([np.array(r.results["test"]["confusion_matrix"]) for r in cell_runs[c]], axis=0))
-                for name, c in zip(names, cells)]
-    made["confusion"] = figures.confusion_grid(matrices, labels, out / "confusion.png",
-                                               ncols=len(plan.columns) if not single else min(4, len(matrices)))
+        support=support))
+
+    def confusion() -> Path:
+        matrices = [(name + f" ({len(cell_runs[c])} seed(s))",
+                     np.sum([np.array(r.results["test"]["confusion_matrix"]) for r in cell_runs[c]], axis=0))
+                    for name, c in zip(names, cells)]
+        return figures.confusion_grid(matrices, labels, out / "confusion.png",
+                                      ncols=len(plan.columns) if not single else min(4, len(matrices)))
+
+    cache.draw("confusion", _run_files(all_runs), names, confusion)
     learned = [(f"{name} ({len(cell_runs[c])} seed(s))", table_cell["refinement"]["confusion"])
                for name, c in zip(names, cells)
                for table_cell in table["cells"] if (table_cell["row"], table_cell["column"]) == c
                and table_cell.get("refinement")]
     if learned:
-        made["learned_confusion"] = figures.learned_confusion_grid(learned, labels, out / "learned_confusion.png")
+        cache.draw("learned_confusion", _run_files(all_runs), [n for n, _ in learned],
+                   lambda: figures.learned_confusion_grid(learned, labels, out / "learned_confusion.png"))
     onehot, rld = choose_pair(all_runs)
     pair = [(t, r) for t, r in (("one-hot", onehot), ("RLD", rld)) if r is not None]
     if tsne and pair:
-        made["tsne"] = tsne_figure(pair, out, tsne_max)
+        cache.draw("tsne", _run_files([r for _, r in pair], "test_states.npz"), tsne_max,
+                   lambda: tsne_figure(pair, out, tsne_max))
     if rld is not None:
-        made["refinement"] = refinement_figure(rld, onehot, out, utterances)
-    return {k: v for k, v in made.items() if v is not None}
+        both = [r for r in (rld, onehot) if r is not None]
+        cache.draw("refinement", _run_files(both, "predictions.csv"), list(utterances or []),
+                   lambda: refinement_figure(rld, onehot, out, utterances))
+    return cache.save()
 
 
 def report_run(run_dir: Path, out: Path, utterances: Sequence[str] | None = None, tsne: bool = True,
-               tsne_max: int = 2000) -> dict[str, Any]:
+               tsne_max: int = 2000) -> Figures:
     run = load_run(run_dir)
     if run is None:
         raise FileNotFoundError(f"{run_dir} has no complete results.json: the run is unfinished or this is "
                                 "not a run folder (rerun `mmemolr train` to finish it)")
     labels = run.labels
     test = run.results["test"]
-    made: dict[str, Any] = {}
+    cache = FigureCache(out)
     name = f"{run.path.name} ({run.target.get('name', '?')})"
-    made["per_class_f1"] = figures.per_class_f1_heatmap(
+    cache.draw("per_class_f1", _run_files([run]), name, lambda: figures.per_class_f1_heatmap(
         [name], np.array([[test["per_class_f1"][lab] for lab in labels]]), labels, out / "per_class_f1.png",
-        support=[test.get("support", {}).get(lab, 0) for lab in labels])
-    made["confusion"] = figures.confusion_grid([(name, np.array(test["confusion_matrix"]))], labels,
-                                               out / "confusion.png")
+        support=[test.get("support", {}).get(lab, 0) for lab in labels], how="one run"))
+    cache.draw("confusion", _run_files([run]), name, lambda: figures.confusion_grid(
+        [(name, np.array(test["confusion_matrix"]))], labels, out / "confusion.png", how="one run"))
     if tsne:
-        made["tsne"] = tsne_figure([(run.target.get("name", ""), run)], out, tsne_max)
+        cache.draw("tsne", _run_files([run], "test_states.npz"), tsne_max,
+                   lambda: tsne_figure([(run.target.get("name", ""), run)], out, tsne_max))
     if run.refined_prefix():
-        made["refinement"] = refinement_figure(run, None, out, utterances)
+        cache.draw("refinement", _run_files([run], "predictions.csv"), list(utterances or []),
+                   lambda: refinement_figure(run, None, out, utterances))
     refined = (run.results.get("refinement") or {}).get("test")
     if refined:
-        made["learned_confusion"] = figures.learned_confusion_grid(
-            [(f"{name}: {refined['verdict']}", refined["confusion"])], labels, out / "learned_confusion.png")
-    return {k: v for k, v in made.items() if v is not None}
+        cache.draw("learned_confusion", _run_files([run]), name, lambda: figures.learned_confusion_grid(
+            [(f"{name}: {refined['verdict']}", refined["confusion"])], labels, out / "learned_confusion.png"))
+    return cache.save()
 
 
 def make_report(path: str | Path, out: str | Path | None = None, utterances: Sequence[str] | None = None,
-                tsne: bool = True, tsne_max: int = 2000) -> dict[str, Any]:
+                tsne: bool = True, tsne_max: int = 2000) -> Figures:
     """Figures (and, for a sweep, the table files) for a sweep folder or a single run folder."""
     path = Path(path)
     if not path.is_dir():

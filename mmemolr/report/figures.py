@@ -48,29 +48,38 @@ def comparison_bars(table: dict[str, Any], path: Path) -> Path:
     width = 0.8 / max(1, len(columns))
     x = np.arange(len(rows))
     for ax, (key, name) in zip(axes, (("weighted_f1", "weighted F1 (%)"), ("accuracy", "accuracy (%)"))):
-        lows = []
+        lows, missing = [], []
         for j, (col, color) in enumerate(zip(columns, _colors(len(columns)))):
-            means = np.array([100 * (cells[(r, col)][key]["mean"] or np.nan) for r in rows], dtype=float)
+            means = np.array([np.nan if cells[(r, col)][key]["mean"] is None else 100 * cells[(r, col)][key]["mean"]
+                              for r in rows], dtype=float)
             stds = np.array([100 * (cells[(r, col)][key]["std"] or 0.0) for r in rows], dtype=float)
             pos = x + (j - (len(columns) - 1) / 2) * width
             label = col if len(columns) > 1 else name
-            ax.bar(pos, np.nan_to_num(means), width, yerr=stds, capsize=3, color=color, label=label,
+            done = np.isfinite(means)
+            ax.bar(pos[done], means[done], width, yerr=stds[done], capsize=3, color=color, label=label,
                    edgecolor="black", linewidth=0.4)
-            lows.extend((means - stds)[np.isfinite(means)])
+            missing.extend(pos[~done])
+            lows.extend((means - stds)[done])
             for i, r in enumerate(rows):
                 comp = comps.get((r, col))
                 if comp and comp[key]["p"] is not None and comp[key]["p"] < 0.05 and np.isfinite(means[i]):
                     ax.text(pos[i], means[i] + stds[i] + 0.2, "*", ha="center", va="bottom", fontsize=12)
-        if lows:
-            ax.set_ylim(bottom=max(0.0, float(np.min(lows)) - 5.0))
+        # The axis starts below the lowest bar (a multiple of 5), not at 0, so that differences of a
+        # point or two stay visible; the label says so.
+        floor = max(0.0, 5.0 * np.floor((float(np.min(lows)) - 2.0) / 5.0)) if lows else 0.0
+        ax.set_ylim(bottom=floor)
+        for p in missing:  # a cell without finished runs: no bar, and no zero-height bar posing as one
+            ax.text(p, floor, "n/a", ha="center", va="bottom", fontsize=7, color="dimgray", rotation=90)
         ax.set_xticks(x, rows, rotation=30 if max(len(r) for r in rows) > 6 else 0, ha="right" if max(len(r) for r in rows) > 6 else "center")
-        ax.set_ylabel(name)
+        ax.set_ylabel(name + (f", axis from {floor:g}" if floor > 0 else ""))
         ax.grid(axis="y", alpha=0.3)
         if len(columns) > 1:
             ax.legend(fontsize=8)
     n = len(table["seeds"])
     fig.suptitle(f"{table['preset']} on {table['corpus']}: test mean ± std over {n} seed(s)"
-                 + ("  (* paired t-test p < 0.05)" if table["comparisons"] else ""), fontsize=10)
+                 + ("  (* paired t-test p < 0.05)" if table["comparisons"] else "")
+                 + ("  n/a: no finished run" if any(not c["weighted_f1"]["n"] for c in table["cells"]) else ""),
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -146,8 +155,8 @@ def refinement_panels(examples: Sequence[dict[str, Any]], labels: Sequence[str],
 
 
 def per_class_f1_heatmap(names: Sequence[str], f1: np.ndarray, labels: Sequence[str], path: Path,
-                         support: Sequence[int] | None = None) -> Path:
-    """Rows: runs or table cells; columns: labels; values: F1 in %."""
+                         support: Sequence[int] | None = None, how: str = "mean over seeds") -> Path:
+    """Rows: runs or table cells; columns: labels; values: F1 in %. ``how``: what a row is (title)."""
     fig, ax = plt.subplots(figsize=(1.0 * len(labels) + 3.0, 0.42 * len(names) + 1.8))
     im = ax.imshow(100 * f1, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for i in range(len(names)):
@@ -158,13 +167,13 @@ def per_class_f1_heatmap(names: Sequence[str], f1: np.ndarray, labels: Sequence[
     ax.set_xticks(np.arange(len(labels)), xt, fontsize=8)
     ax.set_yticks(np.arange(len(names)), names, fontsize=8)
     fig.colorbar(im, ax=ax, label="F1 (%)", fraction=0.04)
-    ax.set_title("per-class F1 on the test split (mean over seeds)", fontsize=10)
+    ax.set_title(f"per-class F1 on the test split ({how})", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def confusion_grid(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence[str], path: Path,
-                   ncols: int = 2) -> Path:
+                   ncols: int = 2, how: str = "summed over seeds") -> Path:
     """Row-normalised confusion matrices (gold rows, predicted columns), annotated in %."""
     ncols = max(1, min(ncols, len(matrices)))
     nrows = int(np.ceil(len(matrices) / ncols))
@@ -182,7 +191,7 @@ def confusion_grid(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence[
         _label_square(ax, labels, "predicted", title)
     for ax in axes.ravel()[len(matrices):]:
         ax.axis("off")
-    fig.suptitle("confusion matrices on the test split (% of each gold class, summed over seeds)", fontsize=9)
+    fig.suptitle(f"confusion matrices on the test split (% of each gold class, {how})", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

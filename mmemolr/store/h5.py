@@ -186,6 +186,18 @@ class FeatureWriter:
             errors[name][k] = value
         self._set_done(np.array([self.row_of[uid]]), available=False)
 
+    def fail_many(self, uids: Sequence[str], kind: str, messages: Sequence[str]) -> None:
+        """:meth:`fail` for many items at once (one resize and one flush)."""
+        assert self._file is not None
+        if not uids:
+            return
+        errors = self._file["errors"]
+        k = errors["id"].shape[0]
+        for name, values in (("id", list(uids)), ("kind", [kind] * len(uids)), ("message", list(messages))):
+            errors[name].resize((k + len(values),))
+            errors[name][k:] = np.array(values, dtype=object)
+        self._set_done(np.sort(np.array([self.row_of[uid] for uid in uids], dtype=np.int64)), available=False)
+
     def _set_done(self, rows: np.ndarray, available: bool) -> None:
         assert self._file is not None
         self._done[rows] = True

@@ -116,21 +116,24 @@ def describe_features(ff: FeatureFile) -> str:
     versions = json.loads(attrs.get("versions") or "{}")
     meta_rows.append(["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))])
     n = len(ff.ids)
+    absent = sum(kind == "absent" for _, kind, _ in ff.errors)  # mmemolr.extract.failures.ABSENT
     cover_rows = [
         ["utterances", n],
         ["processed", int(ff.done.sum())],
         ["available", int(ff.available.sum())],
-        ["failed", len(ff.errors)],
+        ["absent (nothing to extract)", absent],
+        ["failed", len(ff.errors) - absent],
     ]
     parts = [format_table(["attribute", "value"], meta_rows, title=str(ff.path)),
              format_table(["coverage", "count"], cover_rows)]
     splits = Counter(uid.split("/", 1)[0] for uid in ff.ids if "/" in uid)
     if splits:
         parts.append(format_table(["id prefix", "count"], sorted(splits.items())))
-    if ff.errors:
-        kinds = Counter(kind for _, kind, _ in ff.errors)
+    failures = [e for e in ff.errors if e[1] != "absent"]
+    if failures:
+        kinds = Counter(kind for _, kind, _ in failures)
         parts.append(format_table(["failure", "count"], sorted(kinds.items())))
-        parts.append(format_table(["id", "kind", "message"], [list(e) for e in ff.errors[:10]],
+        parts.append(format_table(["id", "kind", "message"], [list(e) for e in failures[:10]],
                                   title="first failures"))
     if ff.available.any():
         rows = ff.features[ff.available]

@@ -80,6 +80,13 @@ class TrainConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
+    def __post_init__(self) -> None:
+        from mmemolr.fuse.sources import modality_code
+
+        # t/a/v and text/audio/visual name the same modalities on purpose; runs record the codes, so
+        # `--modalities text` and `--modalities t` are the same run.
+        self.modalities = [modality_code(m) for m in self.modalities]
+
 
 # What a run folder written before a key existed was trained with, where that differs from today's default.
 LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"target": {"refiner": "bounded", "combine": "eta"}}
@@ -99,8 +106,9 @@ def default_config_path(corpus: str) -> Path | None:
     """configs/<corpus>.yaml, looked up in the working directory first, then in the repository."""
     name = Path(corpus).name
     for base in (Path("configs"), REPO_ROOT / "configs"):
-        if (base / f"{name}.yaml").exists():
-            return base / f"{name}.yaml"
+        for stem in dict.fromkeys((name, name.lower())):
+            if (base / f"{stem}.yaml").exists():
+                return base / f"{stem}.yaml"
     return None
 
 

@@ -1,4 +1,5 @@
-"""Use a finished run folder: recompute its metrics (``evaluate``) or label a corpus (``predict``).
+"""Use a finished run folder: load it, recompute its metrics (``evaluate``); ``mmemolr.predict`` labels
+new corpora with it.
 
 Both load best.pt with ``weights_only=True`` and use the Emotion Predictor alone.
 """
@@ -13,16 +14,15 @@ import numpy as np
 import torch
 
 from mmemolr.config import from_dict
-from mmemolr.corpus import corpus_dir
-from mmemolr.fuse import MODALITY_NAMES, ZNorm, describe_file, normalise_modalities, resolve_feature_files
-from mmemolr.fuse.sources import CHOOSE_BY_FLAG
+from mmemolr.fuse import ZNorm, describe_file, normalise_modalities
+from mmemolr.store import feature_mismatches
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
 from mmemolr.train.checkpoint import load_checkpoint
 from mmemolr.train.config import TrainConfig, upgrade_stored_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device
-from mmemolr.train.loop import Evaluation, evaluate
+from mmemolr.train.loop import evaluate
 from mmemolr.train.metrics import classification_metrics, summary
 
 
@@ -59,14 +59,37 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
 
 
 def load_run_data(run: LoadedRun) -> PreparedData:
-    """The corpus and feature files a run was trained on, normalised with its training statistics."""
-    features = {code: info["path"] for code, info in run.results["feature_files"].items()}
+    """The corpus and feature files a run was trained on, normalised with its training statistics.
+
+    A recorded file that moved is found in the corpus folder by its content identity; a file that now
+    holds other features (another encoder, other options) is refused."""
+    from mmemolr.predict.features import matching_files, trained_record
+
     corpus_ref = run.results.get("corpus_dir") or run.config.corpus
+    features = {}
+    for code, info in run.results["feature_files"].items():
+        path = Path(info["path"])
+        if not path.exists() and (Path(corpus_ref) / "corpus.json").exists():
+            found, rejected = matching_files(Path(corpus_ref), code, trained_record(run.results, code),
+                                             run.results["corpus_fingerprint"])
+            if not found:
+                raise FileNotFoundError(
+                    f"{path}, the {info.get('modality') or code} feature file {run.run_dir} was trained on, is gone, "
+                    f"and no file of {corpus_ref} holds the same features"
+                    + (f" ({'; '.join(rejected)})" if rejected else "") + "; extract them again as recorded in "
+                    f"{run.run_dir / rundir.RESULTS}")
+            path = found[0]
+        features[code] = str(path)
     prepared = load_training_data(corpus_ref, run.config.modalities, features, Path(corpus_ref).parent,
                                   run.config.model.availability_input, norm=run.norm, labels=run.labels)
     if prepared.corpus.fingerprint() != run.results["corpus_fingerprint"]:
         raise ValueError(f"the corpus at {prepared.corpus_folder} has changed since {run.run_dir} was trained "
                          "(fingerprint differs); its metrics cannot be recomputed on it")
+    changed = feature_mismatches(run.results["feature_files"],
+                                 {code: (ff.path, describe_file(ff)) for code, ff in prepared.files.items()})
+    if changed:
+        raise ValueError(f"the feature files of {run.run_dir} now hold other features than it was trained on: "
+                         + "; ".join(changed) + "; extract them again as recorded in its results.json")
     rundir.check_same_inputs(run.run_dir, run.results["feature_files"],
                              {code: describe_file(ff) for code, ff in prepared.files.items()},
                              "its metrics cannot be recomputed on other features; restore the files it was trained on")
@@ -106,55 +129,3 @@ def compare_metrics(stored: dict[str, Any], recomputed: dict[str, Any], tol: flo
     if stored["test"].get("confusion_matrix") != recomputed["test"]["confusion_matrix"]:
         diffs.append("test confusion matrix")
     return diffs
-
-
-def predict_corpus(run_dir: str | Path, corpus: str, features_dir: str | Path = "features",
-                   features: dict[str, str] | None = None, out: str | Path | None = None,
-                   device: str = "cpu") -> tuple[Path, dict[str, dict[str, Any]]]:
-    """Label every utterance of a prepared corpus with a trained run; returns the CSV path and the
-    metrics per split where every gold label is one of the run's labels."""
-    run = load_run(run_dir, device)
-    folder = corpus_dir(corpus, features_dir)
-    paths = resolve_feature_files(folder, run.config.modalities, features, choose_with=CHOOSE_BY_FLAG)
-    _check_compatible(run, paths)
-    prepared = load_training_data(corpus, run.config.modalities, {c: str(p) for c, p in paths.items()},
-                                  features_dir, run.config.model.availability_input, norm=run.norm,
-                                  labels=run.labels, training=False)
-    result = evaluate(run.model, prepared.data, prepared.data.dialogues, run.config.optim.eval_batch_dialogues,
-                      run.device)
-    out_path = Path(out) if out else run.run_dir / f"predictions-{prepared.corpus.name}.csv"
-    _write(out_path, prepared, result, run.labels)
-    utts = {u.id: u for u in prepared.corpus.utterances()}
-    scores = {}
-    splits = np.array([utts[prepared.data.ids[r]].split for r in result.rows])
-    for split in dict.fromkeys(splits.tolist()):
-        sel = splits == split
-        if (result.gold[sel] >= 0).all():
-            scores[split] = summary(classification_metrics(result.gold[sel], result.pred[sel], run.labels))
-    return out_path, scores
-
-
-def _check_compatible(run: LoadedRun, paths: dict[str, Path]) -> None:
-    from mmemolr.store import read_attrs
-
-    for code, path in paths.items():
-        trained = run.results["feature_files"][code]
-        attrs = read_attrs(path)
-        got = (str(attrs.get("extractor", "")), str(attrs.get("model_id", "")), int(attrs.get("dim", -1)))
-        want = (trained["extractor"], trained["model_id"], int(trained["dim"]))
-        if got != want:
-            raise ValueError(
-                f"{path} holds {MODALITY_NAMES[code]} features from extractor {got[0]!r} (model {got[1]!r}, {got[2]}-d); "
-                f"{run.run_dir} was trained on {want[0]!r} (model {want[1]!r}, {want[2]}-d); extract the same "
-                "features for this corpus"
-            )
-
-
-def _write(path: Path, prepared: PreparedData, result: Evaluation, labels: list[str]) -> None:
-    utts = {u.id: u for u in prepared.corpus.utterances()}
-    ids = [prepared.data.ids[r] for r in result.rows]
-    rundir.write_predictions(
-        path, ids, [utts[i].dialogue_id for i in ids], [utts[i].label for i in ids], result.probs, labels,
-        texts=[utts[i].text for i in ids] if any(utts[i].text for i in ids) else None,
-        extra={"split": [utts[i].split for i in ids]},
-    )

@@ -58,6 +58,9 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     if complete or resuming:
         rundir.check_same_config(run_dir, stored.get("config") if complete else rundir.read_config_dict(run_dir),
                                  wanted)
+    if complete:
+        # By identity first (extractor, options, weights), then by content below (inputs.json).
+        _check_same_features(run_dir, stored.get("feature_files") or {}, _current_files(config, features_dir))
 
     prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
                                   config.model.availability_input)
@@ -92,11 +95,15 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
         if average is not None:
             average.load_state_dict(ckpt["ema"])
         state = ckpt["state"]
+        _check_same_features(run_dir, state.get("feature_files") or {},
+                             {code: (ff.path, describe_file(ff)) for code, ff in prepared.files.items()})
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
     else:
         rundir.write_config(run_dir, config)
         rundir.write_inputs(run_dir, inputs)
         prepared.norm.save(run_dir / rundir.NORMALIZATION)
+    # What the run trains on, by content (checked when it resumes): paths are provenance only.
+    state["feature_files"] = {code: _identity_record(ff) for code, ff in prepared.files.items()}
 
     bar = Progress(config.optim.max_epochs, f"train {run_dir.name}", "epoch", initial=state["epoch"],
                    progress=progress, every=1)
@@ -138,6 +145,35 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     return _finish(config, run_dir, prepared, inputs, model, device, state)
 
 
+def _identity_record(ff) -> dict[str, Any]:
+    record = describe_file(ff)
+    return {k: record[k] for k in ("modality", "extractor", "extractor_config", "model_id", "weights_sha256", "dim")}
+
+
+def _current_files(config: TrainConfig, features_dir: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The feature files the config resolves to now, with their attributes; empty when they cannot be
+    resolved (a finished run is then returned as stored: there is nothing to contradict it)."""
+    from mmemolr.corpus import corpus_dir
+    from mmemolr.fuse import resolve_feature_files
+    from mmemolr.store import read_attrs
+
+    try:
+        paths = resolve_feature_files(corpus_dir(config.corpus, features_dir), config.modalities, config.features)
+        return {code: (path, read_attrs(path)) for code, path in paths.items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _check_same_features(run_dir: Path, trained: dict[str, Any], found: dict[str, tuple[Any, dict[str, Any]]]) -> None:
+    """Refuse a run folder whose run was trained on other features than the config resolves to now."""
+    from mmemolr.store import feature_mismatches
+
+    problems = feature_mismatches(trained, found)
+    if problems:
+        raise ValueError(f"{run_dir} holds a run trained on other features than the files it would use now: "
+                         + "; ".join(problems) + "; choose another --out folder or delete that one")
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam with L2 (weight_decay); the fused kernel when the device supports it (about 3x faster on CPU)."""
     kwargs = {"lr": config.optim.lr, "weight_decay": config.optim.weight_decay}
@@ -160,6 +196,7 @@ def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, inputs: 
     write_test_outputs(run_dir, prepared, test, model.target.name if model.target.refines else None)
     history = state["history"]
     train_seconds = sum(r["seconds"] for r in history)
+    warnings = capped_warning(config, state)  # printed by `mmemolr train`, counted by `mmemolr compare`
     results = {
         "status": "complete",
         "config": to_dict(config),
@@ -176,6 +213,7 @@ def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, inputs: 
         "seconds_per_epoch": train_seconds / max(1, len(history)),
         "device": str(device),
         "seed": config.seed,
+        "warnings": warnings,
     }
     if valid.refined is not None:
         # Does the target refine or only smooth? (mmemolr.targets.diagnostics)
@@ -184,6 +222,16 @@ def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, inputs: 
     rundir.write_results(run_dir, results)
     (run_dir / rundir.LAST).unlink(missing_ok=True)
     return results
+
+
+def capped_warning(config: TrainConfig, state: dict[str, Any]) -> list[str]:
+    """A warning when optim.max_epochs ended training before early stopping could: dev weighted F1 had
+    improved within the last optim.patience epochs, so more epochs might have helped."""
+    if state["stopped"] or state["epoch"] < config.optim.max_epochs:
+        return []
+    return [f"training stopped at optim.max_epochs={config.optim.max_epochs} while dev weighted F1 was still "
+            f"improving (best epoch {state['best_epoch']} of {state['epoch']}, within optim.patience="
+            f"{config.optim.patience}); raise optim.max_epochs to let early stopping end it"]
 
 
 def write_test_outputs(run_dir: Path, prepared: PreparedData, test, refined_name: str | None) -> None:
