@@ -176,10 +176,11 @@ def test_all_zero_rows_are_failures_so_the_file_validates(tmp_path):
 
     _rewrite(src, zero_one_row)
     r = import_dialoguernn(src, "z", trust_pickle=True, features_dir=tmp_path, progress=False)
-    assert r.failed == {"text": 0, "audio": 0, "visual": 1}
+    assert r.failed == {"text": 0, "audio": 0, "visual": 0}  # non-finite rows
+    assert r.zero_rows == {"text": 0, "audio": 0, "visual": 1}
     bad = made["ids"][made["vids"][1]][0]
     assert read_features(r.feature_files["visual"]).errors == [
-        (bad, "all-zero", "videoVisual holds an all-zero vector for this utterance")]
+        (bad, "all-zero", "videoVisual holds an all-zero vector for this utterance (a placeholder for a missing one)")]
     assert validate_features(r.feature_files["visual"], r.corpus) == []
 
 
