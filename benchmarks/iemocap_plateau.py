@@ -2,7 +2,7 @@
 
 IEMOCAP has few, long dialogues: 108 training dialogues make 7 optimiser steps an epoch at 16 dialogues
 a batch (MELD: 65), so an epoch cap that suits MELD leaves IEMOCAP under-trained. This trains the
-shipped config on a synthetic corpus of IEMOCAP's shape (``mmemolr.synthetic.IEMOCAP_SHAPE``: 108
+shipped config on a synthetic corpus of IEMOCAP's shape (``mmemolr.corpus.synthetic.IEMOCAP_SHAPE``: 108
 training, 12 dev and 31 test dialogues of 30-70 utterances, two speakers, six classes; 100-d vectors, the
 size of DialogueRNN's IEMOCAP text features, with a weak class signal; each speaker keeps their previous
 label with probability 0.8, so context pays).
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from mmemolr.config import load_config
+from mmemolr.corpus.synthetic import IEMOCAP_SHAPE, prepare_shaped
 from mmemolr.paths import REPO_ROOT
-from mmemolr.synthetic import IEMOCAP_SHAPE, prepare_shaped
 from mmemolr.tables import format_table
 from mmemolr.train.config import TrainConfig
 from mmemolr.train.run import run_training

@@ -15,8 +15,8 @@ import math
 import pytest
 
 from mmemolr.config import load_config
+from mmemolr.corpus.synthetic import IEMOCAP_SHAPE, CorpusShape, prepare_shaped
 from mmemolr.paths import REPO_ROOT
-from mmemolr.synthetic import IEMOCAP_SHAPE, CorpusShape, prepare_shaped
 from mmemolr.train.config import TrainConfig
 from mmemolr.train.run import run_training
 

@@ -1,4 +1,13 @@
-"""A synthetic ERC corpus whose true label confusions are known: the check that a refined target refines.
+"""Synthetic ERC corpora for checks with a known answer.
+
+1. Known label confusions (``make_synthetic`` / ``write_synthetic``): the check that a refined target refines.
+2. A real corpus's shape (``make_shaped_corpus`` / ``prepare_shaped``, e.g. ``IEMOCAP_SHAPE``): how many
+   optimiser steps an epoch holds depends on dialogues per split and their lengths, not on content, so a
+   corpus of the same shape with a weak class signal and labels that persist within a speaker's turns
+   shows whether a config's epoch cap leaves training room to reach its plateau
+   (tests/test_training_budget.py, benchmarks/iemocap_plateau.py).
+
+Known label confusions, in detail:
 
 Six emotions in three designed pairs (joy/excitement, anger/frustration, sadness/fear). Each utterance
 vector is built from class prototypes μ_c (unit-norm directions scaled by ``signal``):
@@ -18,6 +27,7 @@ the previous label with probability ``persistence``), so speaker and context sta
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,19 +81,25 @@ def make_synthetic(dialogues: dict[str, int] | None = None, length: tuple[int, i
 
 def write_synthetic(folder: str | Path, **kwargs) -> Path:
     """Write ``folder``/corpus.json and ``folder``/text-synthetic.h5; returns ``folder``."""
+    corpus, vectors = make_synthetic(**kwargs)
+    write_prepared(folder, corpus, vectors, "synthetic-mixed", kwargs)
+    return Path(folder)
+
+
+def write_prepared(folder: str | Path, corpus: Corpus, vectors: np.ndarray, model_id: str,
+                   options: dict[str, object]) -> None:
+    """``folder``/corpus.json and ``folder``/text-synthetic.h5 holding ``vectors`` (corpus order)."""
     from mmemolr.store import FeatureWriter
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    corpus, vectors = make_synthetic(**kwargs)
     save_prepared(corpus, folder)
     attrs = {"corpus_name": corpus.name, "corpus_fingerprint": corpus.fingerprint(), "modality": "text",
-             "extractor": "synthetic", "extractor_config": {k: str(v) for k, v in sorted(kwargs.items())},
-             "dim": vectors.shape[1], "model_id": "synthetic-mixed"}
+             "extractor": "synthetic", "extractor_config": {k: str(v) for k, v in sorted(options.items())},
+             "dim": vectors.shape[1], "model_id": model_id}
     ids = corpus.utterance_ids()
     with FeatureWriter(folder / FEATURE_FILE, ids, attrs, overwrite=True) as writer:
-        writer.write(ids, vectors)
-    return folder
+        writer.write(ids, np.asarray(vectors, dtype=np.float32))
 
 
 def recovery(z: np.ndarray, ids: list[str], corpus: Corpus) -> dict[str, object]:
@@ -103,3 +119,70 @@ def recovery(z: np.ndarray, ids: list[str], corpus: Corpus) -> dict[str, object]
     rho = float(spearmanr(true_mass, z[np.arange(len(ids)), partner])[0])
     return {"partner_share": shares, "min_share": min(shares.values()),
             "mean_share": float(np.mean(list(shares.values()))), "rho": rho}
+
+
+@dataclass(frozen=True)
+class CorpusShape:
+    """Dialogues per split, utterances per dialogue (inclusive range), speakers per dialogue, labels."""
+
+    splits: dict[str, int]
+    length: tuple[int, int]
+    speakers: int
+    labels: tuple[str, ...]
+
+
+# IEMOCAP as the processed releases split it: 120 training sessions' dialogues, 12 of them held out for
+# validation, 31 test dialogues (Session 5); two speakers; about 50 utterances a dialogue (5,810 training
+# and 1,623 test utterances in all); the six classes of the processed release.
+IEMOCAP_SHAPE = CorpusShape(
+    splits={"train": 108, "dev": 12, "test": 31}, length=(30, 70), speakers=2,
+    labels=("hap", "sad", "neu", "ang", "exc", "fru"),
+)
+
+
+def make_shaped_corpus(shape: CorpusShape, name: str = "synthetic", seed: int = 0,
+                       persistence: float = 0.8) -> Corpus:
+    """A corpus of ``shape`` with random labels: each speaker keeps their previous label with probability
+    ``persistence``, else draws one uniformly."""
+    rng = np.random.default_rng(seed)
+    labels = list(shape.labels)
+    dialogues = []
+    for split, count in shape.splits.items():
+        for k in range(count):
+            did = f"{split}{k:03d}"
+            length = int(rng.integers(shape.length[0], shape.length[1] + 1))
+            last: dict[int, int] = {}
+            utts = []
+            for i in range(length):
+                speaker = int(rng.integers(0, shape.speakers))
+                keep = speaker in last and rng.random() < persistence
+                label = last[speaker] if keep else int(rng.integers(0, len(labels)))
+                last[speaker] = label
+                utts.append(Utterance(id=f"{did}_u{i:03d}", dialogue_id=did, index=i, speaker=f"s{speaker}",
+                                      text="", label=labels[label], split=split))
+            dialogues.append(Dialogue(did, split, utts))
+    corpus = Corpus(name=name, labels=labels, dialogues=dialogues,
+                    provenance={"format": "synthetic", "shape": repr(shape), "seed": seed,
+                                "persistence": persistence})
+    corpus.validate()
+    return corpus
+
+
+def shaped_features(corpus: Corpus, dim: int = 64, signal: float = 0.35, seed: int = 0) -> np.ndarray:
+    """(N, dim) text vectors for ``corpus``: a random prototype of norm sqrt(dim) per label times
+    ``signal`` plus standard normal noise (a weak per-utterance signal, as with sentence vectors)."""
+    rng = np.random.default_rng(seed)
+    protos = rng.standard_normal((len(corpus.labels), dim))
+    protos *= np.sqrt(dim) / np.linalg.norm(protos, axis=1, keepdims=True)
+    utts = list(corpus.utterances())
+    index = {label: i for i, label in enumerate(corpus.labels)}
+    return signal * protos[[index[u.label] for u in utts]] + rng.standard_normal((len(utts), dim))
+
+
+def prepare_shaped(features_dir: str | Path, shape: CorpusShape, name: str = "synthetic", seed: int = 0,
+                   dim: int = 64, signal: float = 0.35, persistence: float = 0.8) -> Corpus:
+    """Write ``<features_dir>/<name>/corpus.json`` and ``text-synthetic.h5``; return the corpus."""
+    corpus = make_shaped_corpus(shape, name, seed, persistence)
+    write_prepared(Path(features_dir) / name, corpus, shaped_features(corpus, dim, signal, seed),
+                   f"synthetic signal={signal} seed={seed}", {"dim": dim, "signal": signal, "seed": seed})
+    return corpus
