@@ -405,3 +405,43 @@ def test_a_run_folder_from_before_backbones_loads_as_emolr(features, tmp_path):
                                                    if "backbone" not in line) + "\n")
     assert compare_metrics(results, evaluate_run(run_dir)) == []
     run_training(config, run_dir, features, progress=False)  # resuming the finished run accepts it too
+
+
+# ---------------------------------------------------------------- the generalization preset (Table 5)
+
+
+def test_generalization_preset_plans_backbones_by_targets_and_prints_table5(tmp_path):
+    from scipy import stats
+    from test_compare_plan import COMMON, fake_results
+
+    from mmemolr.compare import build_plan, write_tables
+    from mmemolr.compare.aggregate import format_text
+    from mmemolr.compare.sweep import write_plan
+
+    plan = build_plan("generalization", modalities=["t"], seeds=[0, 1, 2], **COMMON)
+    assert plan.rows == ["dialoguernn", "dialoguegcn", "dag-erc", "emolr"]
+    assert plan.columns == ["one-hot", "RLD"] and plan.compare == "columns" and plan.baseline == "one-hot"
+    run = plan.run("dialoguegcn_rld_seed1")
+    assert run.overrides == ["modalities=[t]", "model.backbone=dialoguegcn", "target.name=rld", "seed=1"]
+    assert len(plan.runs) == 4 * 2 * 3
+    with pytest.raises(ValueError, match="not a known backbone"):
+        build_plan("generalization", modalities=["t"], seeds=[0], backbones=["gru"], **COMMON)
+    with pytest.raises(ValueError, match="--backbones applies to --preset generalization"):
+        build_plan("table6", modalities=["t"], seeds=[0], backbones=["dag-erc"], **COMMON)
+
+    plan = build_plan("generalization", modalities=["t"], seeds=[0, 1, 2], backbones=["dialoguegcn", "dag-erc"],
+                      **COMMON)
+    write_plan(plan, tmp_path)
+    wf1 = {"onehot": [0.55, 0.56, 0.57], "rld": [0.58, 0.58, 0.61]}
+    for spec in plan.runs:
+        target = spec.name.split("_")[1]
+        (tmp_path / spec.name).mkdir()
+        fake_results(tmp_path / spec.name, {"weighted_f1": wf1[target][spec.seed], "accuracy": 0.6, "macro_f1": 0.3},
+                     spec.seed, target, spec.modalities)
+    table = write_tables(tmp_path)
+    text = format_text(table)
+    assert "Backbone" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("dialoguegcn"))
+    assert "56.00 ± 1.00" in line and "+3.00" in line
+    assert f"{stats.ttest_rel(wf1['rld'], wf1['onehot']).pvalue:.3f}" in line
+    assert "RLD mode share" in text  # the refinement diagnostics of the RLD column
