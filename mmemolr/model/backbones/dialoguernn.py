@@ -30,7 +30,9 @@ D_e = D_h = 100, dropout 0.1, the bidirectional model with "+Att", no active lis
 recurrent dropout inside the cells is not used here.
 
 Vectorised over the batch: the parts of every GRU input that depend on u_t only, and the attention query,
-are one matrix product before the loop over time steps; a padded step leaves every state unchanged.
+are one matrix product before the loop over time steps, and the two directions of the bidirectional model
+run in the same loop as one batched product per GRU (the directions' weights stacked); a padded step leaves
+every state unchanged.
 """
 
 from __future__ import annotations
@@ -70,57 +72,80 @@ class DialogueRNNCells(nn.Module):
         self.att = nn.Linear(du, dg, bias=False)  # q_t = W_α^T u_t: score of g_i is q_t · g_i
 
 
-def _run_direction(cells: DialogueRNNCells, u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Global, speaker and emotion states (B, T, ·) of one direction over ``u`` (B, T, du).
+def _stack(weights: list[torch.Tensor]) -> torch.Tensor:
+    """Per-direction (out, in) weights -> (K, in, out), for a batched product over the directions."""
+    return torch.stack([w.t() for w in weights])
 
-    ``onehot`` (T, B, P): the speaking party, zero on padded steps; ``valid`` (T, B, 1): real steps."""
-    b, t_max, du = u.shape
-    dg, dp, de = cells.gru_g.hidden_size, cells.gru_p.hidden_size, cells.gru_e.hidden_size
+
+def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Global, speaker and emotion states (K, B, T, ·) of K directions at once, one set of cells each.
+
+    ``u`` (K, B, T, du): each direction's utterance order; ``onehot`` (K, T, B, P): the speaking party, zero
+    on padded steps; ``valid`` (T, B, 1): real steps (the same in every direction). Every product is one
+    batched matrix product over the K directions, so the bidirectional model costs one loop over time."""
+    k, b, t_max, du = u.shape
+    first = cells[0]
+    dg, dp, de = first.gru_g.hidden_size, first.gru_p.hidden_size, first.gru_e.hidden_size
     p = onehot.shape[-1]
-    wg, wp = cells.gru_g.weight_ih, cells.gru_p.weight_ih
-    blocks = [(wg[:, :du], cells.gru_g.bias_ih), (wp[:, :du], cells.gru_p.bias_ih),
-              (cells.att.weight, cells.att.weight.new_zeros(dg))]
-    if cells.gru_l is not None:
-        blocks.append((cells.gru_l.weight_ih[:, :du], cells.gru_l.bias_ih))
-    w_u = torch.cat([w for w, _ in blocks], 0)
-    b_u = torch.cat([bias for _, bias in blocks], 0)
-    pre = torch.addmm(b_u, u.transpose(0, 1).reshape(t_max * b, du), w_u.t()).view(t_max, b, -1)
-    sizes = [3 * dg, 3 * dp, dg] + ([3 * dp] if cells.gru_l is not None else [])
-    parts = [x.unbind(0) for x in pre.split(sizes, dim=-1)]
-    pre_g, pre_p, query = parts[0], parts[1], [q.unsqueeze(-1) for q in parts[2]]
-    pre_l = parts[3] if cells.gru_l is not None else None
-    w_gq, w_pc = wg[:, du:].t(), wp[:, du:].t()
-    onehot_t, valid_t = onehot.unbind(0), valid.unbind(0)
-    speaks_t = (onehot > 0).unsqueeze(-1).unbind(0)
+    listener = first.gru_l is not None
 
-    g = u.new_zeros(b, dg)
-    e = u.new_zeros(b, de)
-    parties = u.new_zeros(b, p, dp)
+    def input_block(c: DialogueRNNCells) -> tuple[torch.Tensor, torch.Tensor]:
+        blocks = [(c.gru_g.weight_ih[:, :du], c.gru_g.bias_ih), (c.gru_p.weight_ih[:, :du], c.gru_p.bias_ih),
+                  (c.att.weight, c.att.weight.new_zeros(dg))]
+        if listener:
+            blocks.append((c.gru_l.weight_ih[:, :du], c.gru_l.bias_ih))
+        return torch.cat([w for w, _ in blocks], 0), torch.cat([bias for _, bias in blocks], 0)
+
+    w_u, b_u = zip(*(input_block(c) for c in cells))
+    # Everything that depends on u_t only, for all steps and directions in one product: (T, K, B, ·).
+    pre = torch.baddbmm(torch.stack(b_u).unsqueeze(1), u.reshape(k, b * t_max, du), _stack(list(w_u)))
+    pre = pre.view(k, b, t_max, -1).permute(2, 0, 1, 3)
+    sizes = [3 * dg, 3 * dp, dg] + ([3 * dp] if listener else [])
+    parts = [x.unbind(0) for x in pre.split(sizes, dim=-1)]
+    pre_g, pre_p = parts[0], parts[1]
+    query = [q.reshape(k * b, dg, 1) for q in parts[2]]
+    pre_l = parts[3] if listener else None
+    w_gq = _stack([c.gru_g.weight_ih[:, du:] for c in cells])
+    w_pc = _stack([c.gru_p.weight_ih[:, du:] for c in cells])
+    w_gh, b_gh = _stack([c.gru_g.weight_hh for c in cells]), torch.stack([c.gru_g.bias_hh for c in cells]).unsqueeze(1)
+    w_ph, b_ph = _stack([c.gru_p.weight_hh for c in cells]), torch.stack([c.gru_p.bias_hh for c in cells]).unsqueeze(1)
+    w_ei, b_ei = _stack([c.gru_e.weight_ih for c in cells]), torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1)
+    w_eh, b_eh = _stack([c.gru_e.weight_hh for c in cells]), torch.stack([c.gru_e.bias_hh for c in cells]).unsqueeze(1)
+    if listener:
+        w_lq = _stack([c.gru_l.weight_ih[:, du:] for c in cells])
+        w_lh = _stack([c.gru_l.weight_hh for c in cells])
+        b_lh = torch.stack([c.gru_l.bias_hh for c in cells]).unsqueeze(1)
+    onehot_t = onehot.reshape(k, t_max, b, 1, p).unbind(1)  # (K, B, 1, P) per step
+    speaks_t = (onehot > 0).unsqueeze(-1).unbind(1)  # (K, B, P, 1) per step
+    valid_t = valid.unbind(0)  # (B, 1) per step, broadcast over K
+
+    g = u.new_zeros(k, b, dg)
+    e = u.new_zeros(k, b, de)
+    parties = u.new_zeros(k, b, p, dp)
     history: list[torch.Tensor] = []
     out_g, out_q, out_e = [], [], []
     for t in range(t_max):
-        q_prev = torch.bmm(onehot_t[t].unsqueeze(1), parties).squeeze(1)  # q_{s,t-1}
-        g_new = _gru(torch.addmm(pre_g[t], q_prev, w_gq), F.linear(g, cells.gru_g.weight_hh, cells.gru_g.bias_hh), g)
-        c = _attend(history, query[t], True, b, dg)  # over g_0 .. g_{t-1}
-        q_new = _gru(torch.addmm(pre_p[t], c, w_pc), F.linear(q_prev, cells.gru_p.weight_hh, cells.gru_p.bias_hh),
-                     q_prev)
-        if cells.gru_l is not None:
-            gi_l = (pre_l[t] + q_new @ cells.gru_l.weight_ih[:, du:].t()).unsqueeze(1)
-            heard = _gru(gi_l.expand(b, p, -1), F.linear(parties, cells.gru_l.weight_hh, cells.gru_l.bias_hh), parties)
-            parties = torch.where(valid_t[t].unsqueeze(1), heard, parties)
-        parties = torch.where(speaks_t[t], q_new.unsqueeze(1), parties)
-        e_new = _gru(F.linear(q_new, cells.gru_e.weight_ih, cells.gru_e.bias_ih),
-                     F.linear(e, cells.gru_e.weight_hh, cells.gru_e.bias_hh), e)
+        q_prev = torch.matmul(onehot_t[t], parties).squeeze(2)  # q_{s,t-1}: (K, B, Dp)
+        g_new = _gru(torch.baddbmm(pre_g[t], q_prev, w_gq), torch.baddbmm(b_gh, g, w_gh), g)
+        c = _attend(history, query[t], True, k * b, dg).view(k, b, dg)  # over g_0 .. g_{t-1}
+        q_new = _gru(torch.baddbmm(pre_p[t], c, w_pc), torch.baddbmm(b_ph, q_prev, w_ph), q_prev)
+        if listener:
+            gi_l = torch.baddbmm(pre_l[t], q_new, w_lq).unsqueeze(2)  # (K, B, 1, 3Dp)
+            gh_l = torch.baddbmm(b_lh, parties.reshape(k, b * p, dp), w_lh).view(k, b, p, 3 * dp)
+            heard = _gru(gi_l.expand(k, b, p, -1), gh_l, parties)
+            parties = torch.where(valid_t[t].unsqueeze(-1), heard, parties)
+        parties = torch.where(speaks_t[t], q_new.unsqueeze(2), parties)
+        e_new = _gru(torch.baddbmm(b_ei, q_new, w_ei), torch.baddbmm(b_eh, e, w_eh), e)
         g = torch.where(valid_t[t], g_new, g)
         e = torch.where(valid_t[t], e_new, e)
-        history.append(g)
+        history.append(g.reshape(k * b, dg))
         out_g.append(g)
         out_q.append(q_new)
         out_e.append(e)
     if not t_max:
-        return u.new_zeros(b, 0, dg), u.new_zeros(b, 0, dp), u.new_zeros(b, 0, de)
-    return torch.stack(out_g, 1), torch.stack(out_q, 1), torch.stack(out_e, 1)
+        return u.new_zeros(k, b, 0, dg), u.new_zeros(k, b, 0, dp), u.new_zeros(k, b, 0, de)
+    return torch.stack(out_g, 2), torch.stack(out_q, 2), torch.stack(out_e, 2)
 
 
 @register_backbone
@@ -172,12 +197,15 @@ class DialogueRNN(Backbone):
         p = int(n_parties) if n_parties is not None else int(speakers.max().item()) + 1 if speakers.numel() else 1
         onehot = F.one_hot(speakers.clamp(min=0), p).to(x.dtype) * mask.unsqueeze(-1)  # (B, T, P)
         valid = mask.transpose(0, 1).unsqueeze(-1)
-        g, q, e = _run_direction(self.forward_cells, u, onehot.transpose(0, 1), valid)
-        if self.backward_cells is not None:
+        if self.backward_cells is None:
+            g, q, e = (out[0] for out in _run_directions([self.forward_cells], u.unsqueeze(0),
+                                                         onehot.transpose(0, 1).unsqueeze(0), valid))
+        else:
             lengths = mask.sum(1)
-            back = _run_direction(self.backward_cells, reverse_steps(u, lengths),
-                                  reverse_steps(onehot, lengths).transpose(0, 1), valid)
-            g, q, e = (torch.cat([fwd, reverse_steps(bwd, lengths)], -1) for fwd, bwd in zip((g, q, e), back))
+            both = _run_directions([self.forward_cells, self.backward_cells],
+                                   torch.stack([u, reverse_steps(u, lengths)]),
+                                   torch.stack([onehot, reverse_steps(onehot, lengths)]).transpose(1, 2), valid)
+            g, q, e = (torch.cat([out[0], reverse_steps(out[1], lengths)], -1) for out in both)
         if self.emotion_att is not None:
             allowed = mask.unsqueeze(1).expand(-1, mask.shape[1], -1)  # (B, T, T): step t may read step j
             if self.backward_cells is None:
