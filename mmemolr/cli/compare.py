@@ -26,12 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", default="table6", choices=PRESETS,
                         help="table6: modality subsets x targets (Table 6); ablation: full, -Sim_speaker, -Sim_ctx, "
                         "-RLD (Table 2); label-enhancement: one-hot, LS, LCM and each RLD refiner form (Table 7); eta: eta=0..5 "
-                        "(Table 9). Default: %(default)s")
+                        "(Table 9); generalization: backbones x one-hot/RLD (Table 5). Default: %(default)s")
     parser.add_argument("--modalities", default="all",
                         help="all (every modality with a feature file) or a list such as t,a,v; table6 uses every "
                         "non-empty subset, the other presets all of them together (default: %(default)s)")
-    parser.add_argument("--targets", help="table6 only: training targets, comma separated (default: onehot,rld; "
-                        "also ls, lcm)")
+    parser.add_argument("--targets", help="table6 and generalization: training targets, comma separated (default: "
+                        "onehot,rld; also ls, lcm)")
+    parser.add_argument("--backbones", help="generalization only: backbones, comma separated (default: "
+                        "dialoguernn,dialoguegcn,dag-erc,emolr)")
     parser.add_argument("--seeds", default="5", help="number of seeds (0..N-1) or a list such as 0,3,7 "
                         "(default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=1,
@@ -90,9 +92,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from mmemolr.compare.aggregate import run_status
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
+    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else None
     plan = make_plan(args.corpus, args.features_dir, preset=args.preset, modalities=args.modalities,
                      targets=targets, seeds=args.seeds, config=args.config, overrides=args.overrides,
-                     features=_features(args.features))
+                     features=_features(args.features), backbones=backbones)
     out = Path(args.out) if args.out else default_sweep_dir(plan.corpus_name, plan.preset, plan.features)
     executor = make_executor(args.executor, jobs=args.jobs, address=args.ray_address,
                              cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, threads=args.threads)

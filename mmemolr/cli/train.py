@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated subset of t,a,v; the full names text,audio,visual are the same "
                         "(default: config's)")
     parser.add_argument("--target", default=None, help="onehot, rld, ls or lcm (default: config's)")
+    parser.add_argument("--backbone", default=None,
+                        help="emolr, dialoguernn, dialoguegcn or dag-erc (default: config's; docs/backbones.md)")
     parser.add_argument("--config", default=None,
                         help="YAML config (default: configs/<corpus>.yaml when it exists)")
     parser.add_argument("--seed", type=int, default=None)
@@ -49,6 +51,8 @@ def resolve_config(args: argparse.Namespace):
         flags.append(f"modalities=[{args.modalities}]")
     if args.target:
         flags.append(f"target.name={args.target}")
+    if getattr(args, "backbone", None):
+        flags.append(f"model.backbone={args.backbone}")
     if args.seed is not None:
         flags.append(f"seed={args.seed}")
     if args.device:
@@ -64,6 +68,8 @@ def default_run_dir(config) -> Path:
     from mmemolr.fuse import normalise_modalities
 
     name = f"{''.join(normalise_modalities(config.modalities))}-{config.target.name}"
+    if config.model.backbone != "emolr":
+        name = f"{config.model.backbone}-{name}"
     if config.target.name == "rld" and not config.target.sim_speaker:
         name += "-nospeaker"
     if config.target.name == "rld" and not config.target.sim_ctx:

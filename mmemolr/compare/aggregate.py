@@ -196,7 +196,7 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     comps = _comparisons_against(table, table["baseline"])
     by_columns = table["compare"] == "columns"
     multi = len(table["columns"]) > 1
-    headers = ["Modality" if table["preset"] == "table6" else "Variant"]
+    headers = [{"table6": "Modality", "generalization": "Backbone"}.get(table["preset"], "Variant")]
     for col in table["columns"]:
         headers += [f"{col} {short}" if multi else short for _, short in METRICS[:SHOWN]]
     compared = [c for c in table["columns"] if not (by_columns and c == table["baseline"])]

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PRESETS = ("table6", "ablation", "label-enhancement", "eta")
+PRESETS = ("table6", "ablation", "label-enhancement", "eta", "generalization")
+# Rows of the generalization preset (the paper's Table 5: RLD on other backbones), the Emotion Predictor last.
+BACKBONE_ORDER = ("dialoguernn", "dialoguegcn", "dag-erc", "emolr")
 TARGET_LABELS = {"onehot": "one-hot", "rld": "RLD", "ls": "LS", "lcm": "LCM"}
 # Row order of the paper's Table 6: single modalities, pairs, all three.
 SUBSET_ORDER = ("t", "a", "v", "a+v", "t+a", "t+v", "t+a+v")
@@ -165,10 +167,13 @@ def build_plan(
     config_path: str | None = None,
     base_overrides: Sequence[str] = (),
     features: dict[str, str] | None = None,
+    backbones: Sequence[str] | None = None,
 ) -> SweepPlan:
     """Expand ``preset`` over the given modalities (codes) and seeds.
 
     table6: every modality subset x ``targets`` (default one-hot and RLD), RLD vs one-hot per row.
+    generalization: ``backbones`` (default BACKBONE_ORDER) x ``targets`` (default one-hot and RLD) on all
+    ``modalities`` together, RLD vs one-hot per backbone (Table 5).
     ablation / label-enhancement / eta: the variants of Tables 2, 7 and 9 on all ``modalities`` together,
     each row against the full model / one-hot / eta=4.
     """
@@ -183,6 +188,8 @@ def build_plan(
         corpus_fingerprint=corpus_fingerprint, config_path=config_path, base_overrides=list(base_overrides),
         features=dict(features or {}), modalities=codes, seeds=seeds,
     )
+    if backbones and preset != "generalization":
+        raise ValueError(f"--backbones applies to --preset generalization, not {preset}")
     if preset == "table6":
         names = list(dict.fromkeys(targets or ("onehot", "rld")))
         variants = [target_variant(t) for t in names]
@@ -193,8 +200,11 @@ def build_plan(
         runs = _runs_for(rows, columns, seeds, {v.key: v.label for v in variants})
         return SweepPlan(**common, rows=[subset_label(s) for s in subsets], columns=columns, compare="columns",
                          baseline=baseline, runs=runs)
+    if preset == "generalization":
+        return _generalization(common, codes, seeds, list(dict.fromkeys(backbones or BACKBONE_ORDER)),
+                               list(dict.fromkeys(targets or ("onehot", "rld"))))
     if targets:
-        raise ValueError(f"--targets applies to --preset table6; the {preset} preset fixes its own targets")
+        raise ValueError(f"--targets applies to --preset table6 and generalization; the {preset} preset fixes its own targets")
     variants, baseline = {
         "ablation": (ABLATION, "full"),
         "label-enhancement": (LABEL_ENHANCEMENT, TARGET_LABELS["onehot"]),
@@ -207,3 +217,24 @@ def build_plan(
     controls = [TARGET_LABELS["ls"]] if preset == "label-enhancement" else []
     return SweepPlan(**common, rows=[v.label for v in variants], columns=[column], compare="rows",
                      baseline=baseline, runs=runs, controls=controls)
+
+
+def _generalization(common: dict[str, Any], codes: list[str], seeds: list[int], backbones: list[str],
+                    targets: list[str]) -> SweepPlan:
+    """Rows: backbones; columns: targets; each column against one-hot per row."""
+    from mmemolr.model.backbones import backbone_class
+
+    for name in backbones:
+        backbone_class(name)  # an unknown name fails here, naming the known ones
+    variants = [target_variant(t) for t in targets]
+    columns = [v.label for v in variants]
+    runs = []
+    for seed in seeds:  # seed-major, as _runs_for
+        for backbone in backbones:
+            for v in variants:
+                overrides = [f"modalities=[{','.join(codes)}]", f"model.backbone={backbone}", *v.overrides,
+                             f"seed={seed}"]
+                runs.append(RunSpec(_safe(f"{backbone}_{v.key}_seed{seed}"), backbone, v.label, seed, list(codes),
+                                    overrides))
+    baseline = TARGET_LABELS["onehot"] if "onehot" in targets else columns[0]
+    return SweepPlan(**common, rows=backbones, columns=columns, compare="columns", baseline=baseline, runs=runs)

@@ -52,6 +52,7 @@ def make_plan(
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     features: dict[str, str] | None = None,
+    backbones: Sequence[str] | None = None,
 ) -> SweepPlan:
     """Check the corpus, its feature files and the base config, then expand the preset."""
     corpus = canonical_corpus(str(corpus), features_dir)
@@ -77,7 +78,7 @@ def make_plan(
         preset, corpus=corpus_arg, features_dir=str(Path(features_dir).resolve()), corpus_name=prepared.name,
         corpus_fingerprint=prepared.fingerprint(), modalities=codes, seeds=parse_seeds(seeds), targets=targets,
         config_path=str(config_path.resolve()) if config_path else None, base_overrides=list(overrides),
-        features=features,
+        features=features, backbones=backbones,
     )
 
 

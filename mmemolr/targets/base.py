@@ -28,7 +28,8 @@ class Target(nn.Module):
     # True when z is a learned distribution worth writing to predictions.csv as <name>_<label>.
     refines: ClassVar[bool] = False
 
-    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> None:
+    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int,
+                 emotion_dim: int | None = None) -> None:
         super().__init__()
         self.config = config
         self.n_classes = n_classes
@@ -66,8 +67,13 @@ def load_builtin_targets() -> None:
     import mmemolr.targets.builtin  # noqa: F401  (imports every built-in target module)
 
 
-def build_target(config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> Target:
+def build_target(config: TargetConfig, n_classes: int, hidden: int, label_dim: int,
+                 emotion_dim: int | None = None) -> Target:
+    """``hidden``: width of the speaker and context states; ``emotion_dim``: width of the emotion state
+    when it differs (some backbones; passed only then, so targets written before keep working)."""
     load_builtin_targets()
     if config.name not in TARGETS:
         raise ValueError(f"unknown target {config.name!r}; known: {', '.join(sorted(TARGETS))}")
-    return TARGETS[config.name](config, n_classes, hidden, label_dim)
+    if emotion_dim is None:
+        return TARGETS[config.name](config, n_classes, hidden, label_dim)
+    return TARGETS[config.name](config, n_classes, hidden, label_dim, emotion_dim=emotion_dim)

@@ -21,11 +21,13 @@ class LabelConfusion(Target):
     description = "label confusion model: softmax(softmax(label_emb . h) + alpha*y), KL loss"
     refines = True
 
-    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> None:
-        super().__init__(config, n_classes, hidden, label_dim)
+    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int,
+                 emotion_dim: int | None = None) -> None:
+        super().__init__(config, n_classes, hidden, label_dim, emotion_dim)
         self.label_emb = nn.Embedding(n_classes, label_dim)
-        # LCM maps the label embeddings into the representation space with a tanh dense layer.
-        self.label_proj = nn.Linear(label_dim, hidden)
+        # LCM maps the label embeddings into the representation space (the emotion state) with a tanh
+        # dense layer.
+        self.label_proj = nn.Linear(label_dim, emotion_dim or hidden)
 
     def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
         labels_h = torch.tanh(self.label_proj(self.label_emb.weight))  # (C, D)

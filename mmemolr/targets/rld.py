@@ -33,8 +33,9 @@ class RefinedLabels(Target):
     description = "EmoLR refined label distribution (target.refiner, target.combine), KL loss"
     refines = True
 
-    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int) -> None:
-        super().__init__(config, n_classes, hidden, label_dim)
+    def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int,
+                 emotion_dim: int | None = None) -> None:
+        super().__init__(config, n_classes, hidden, label_dim, emotion_dim)
         self.refinement = LabelRefinement(n_classes, hidden, label_dim, config.sim_speaker, config.sim_ctx,
                                           form=config.refiner)
 

@@ -12,6 +12,12 @@ from mmemolr.paths import REPO_ROOT
 
 @dataclass
 class ModelConfig:
+    # The dialogue model label refinement plugs into (mmemolr.model.backbones): emolr (the Emotion
+    # Predictor), dialoguernn, dialoguegcn, dag-erc. The keys below down to emotion_speaker are emolr's;
+    # the other backbones read their own from backbone_options.<name> (docs/backbones.md).
+    backbone: str = "emolr"
+    # backbone name -> its options, e.g. {dialoguegcn: {window_past: 4}}; published sizes by default.
+    backbone_options: dict = field(default_factory=dict)
     hidden: int = 150  # D_c = D_s = D_e
     input_proj: int | None = None  # project the fused features to this size first (None: no projection)
     dropout: float = 0.5  # on e_t before the classifier
@@ -89,7 +95,8 @@ class TrainConfig:
 
 
 # What a run folder written before a key existed was trained with, where that differs from today's default.
-LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"target": {"refiner": "bounded", "combine": "eta"}}
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"target": {"refiner": "bounded", "combine": "eta"},
+                                              "model": {"backbone": "emolr"}}
 
 
 def upgrade_stored_config(data: dict[str, Any]) -> dict[str, Any]:
@@ -139,10 +146,12 @@ RANGES = {
 def check_train_config(config: TrainConfig) -> None:
     """Checks the type system cannot express (ranges, known target, modalities); each error names the key."""
     from mmemolr.fuse import normalise_modalities
+    from mmemolr.model.backbones import check_backbone_config
     from mmemolr.targets import TARGETS, load_builtin_targets
 
     load_builtin_targets()
     problems = check_ranges(config, RANGES)
+    problems += check_backbone_config(config.model)
     if config.target.name not in TARGETS:
         problems.append(f"target.name={config.target.name!r} is not a known target ({', '.join(sorted(TARGETS))})")
     if config.target.name == "rld" and not (config.target.sim_speaker or config.target.sim_ctx):

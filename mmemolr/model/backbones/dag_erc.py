@@ -1,0 +1,164 @@
+"""``dag-erc``: DAG-ERC (Shen et al., ACL 2021), written from the paper's equations.
+
+The graph: utterance i's predecessors N_i are the utterances before it back to, and including, its
+speaker's ω-th previous turn (``window_same_speaker``, ω = 1 in the paper; all earlier utterances when the
+speaker has fewer turns); edge j → i has relation r_ij = same speaker or other speaker. Per layer l:
+
+  H_i^0     = ReLU(W_0 u_i + b_0)
+  α_ij^l    = softmax_{j ∈ N_i}(W_α^l [H_i^{l-1} ⊕ H_j^l])          relation-free score of j for i
+  M_i^l     = Σ_{j ∈ N_i} α_ij^l W_{r_ij}^l H_j^l                    relation-aware aggregation
+  H̃_i^l     = GRU_H^l(H_i^{l-1}, M_i^l)      node information unit (hidden H_i^{l-1}, input M_i^l)
+  C_i^l     = GRU_M^l(M_i^l, H_i^{l-1})      context information unit (hidden M_i^l, input H_i^{l-1})
+  H_i^l     = H̃_i^l + C_i^l
+  logits_i  = MLP(H_i^0 ⊕ .. ⊕ H_i^L ⊕ u_i)  (``mlp_layers`` ReLU layers, dropout, then the output layer)
+
+H_j^l of a predecessor is the same layer's output, so within a layer the nodes are computed in dialogue
+order: the only Python loop is over time steps (times layers); each step is batched over the dialogues,
+and the (B, T, T) predecessor and same-speaker masks are built once, vectorised, from the speakers.
+Node i reads only nodes j < i: there is no future context, and padding (after the real steps) is never
+read by a real node.
+
+Roles for label refinement: ``speaker`` = H̃_i^L, the node information unit of the last layer (the
+utterance's own recurrent stream, updated by the message in which the same-speaker relation, the
+speaker's previous turn, has its own weights: the speaker-sensitive part of the model; DAG-ERC keeps no
+per-party state); ``context`` = C_i^L, the context information unit (a GRU whose state is the aggregate of
+the predecessors: context-sensitive). ``emotion`` = the MLP's last hidden layer.
+
+Published sizes (shenwzh3/DAG-ERC run.py and README): hidden 300, 2 GNN layers by default (4 in the
+README's IEMOCAP command), 2 MLP layers, ω = 1, dropout 0.2 (README IEMOCAP command).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
+from mmemolr.model.predictor import PredictorOutput, _gru
+
+
+@dataclass
+class DagErcOptions:
+    hidden: int = 300
+    layers: int = 2  # GNN layers (the reference's default; its IEMOCAP command uses 4)
+    window_same_speaker: int = 1  # ω: predecessors reach back to the speaker's ω-th previous turn
+    mlp_layers: int = 2
+    dropout: float = 0.2
+    input_dropout: float = 0.0
+
+
+def dag_edges(speakers: torch.Tensor, mask: torch.Tensor, omega: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, T) predecessor mask (j → i) and same-speaker mask of the DAG.
+
+    j is a predecessor of i when j < i, both are real and fewer than ω turns of i's speaker lie strictly
+    between j and i (so the walk back stops at the speaker's ω-th previous turn)."""
+    t_max = speakers.shape[1]
+    idx = torch.arange(t_max, device=speakers.device)
+    before = (idx.view(1, -1) < idx.view(-1, 1)).unsqueeze(0)  # j < i
+    real = mask.unsqueeze(1) & mask.unsqueeze(2)
+    same = (speakers.unsqueeze(1) == speakers.unsqueeze(2)) & before & real  # (B, i, j)
+    # turns of i's speaker at positions >= j (and < i): a reversed cumulative sum over j
+    at_or_after = same.flip(2).long().cumsum(2).flip(2)
+    strictly_after = at_or_after - same.long()
+    edges = before & real & (strictly_after < omega)
+    return edges, same & edges
+
+
+class DagLayer(nn.Module):
+    """One layer's attention W_α, relation transforms W_same / W_other and the two GRUs."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.score_query = nn.Linear(d, 1)  # the H_i^{l-1} half of W_α (and its bias)
+        self.score_key = nn.Linear(d, 1, bias=False)  # the H_j^l half
+        self.w_same = nn.Linear(d, d, bias=False)
+        self.w_other = nn.Linear(d, d, bias=False)
+        self.gru_node = nn.GRUCell(d, d)  # GRU_H: input M, hidden H^{l-1}
+        self.gru_context = nn.GRUCell(d, d)  # GRU_M: input H^{l-1}, hidden M
+
+    def forward(self, prev: torch.Tensor, edges: torch.Tensor, same: torch.Tensor,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """H^l, H̃^l, C^l (B, T, D) from H^{l-1} ``prev``."""
+        b, t_max, d = prev.shape
+        q_score = self.score_query(prev).squeeze(-1).unbind(1)  # (B,) per step
+        # Parts of both GRUs that depend on H^{l-1} only, for all steps at once.
+        node_gh = F.linear(prev, self.gru_node.weight_hh, self.gru_node.bias_hh).unbind(1)
+        ctx_gi = F.linear(prev, self.gru_context.weight_ih, self.gru_context.bias_ih).unbind(1)
+        w_m = torch.cat([self.gru_node.weight_ih, self.gru_context.weight_hh], 0).t()  # M -> both GRUs
+        b_m = torch.cat([self.gru_node.bias_ih, self.gru_context.bias_hh], 0)
+        w_kv = torch.cat([self.score_key.weight, self.w_same.weight, self.w_other.weight], 0).t()  # (D, 1+2D)
+        prev_t = prev.unbind(1)
+        edges_t, same_t = edges.unbind(1), same.unbind(1)
+        keys: list[torch.Tensor] = []  # per node j: (B, 1 + 2D) = score_key ⊕ W_same H_j ⊕ W_other H_j
+        out_h, out_node, out_ctx = [], [], []
+        for t in range(t_max):
+            if t:
+                kv = torch.stack(keys, 1)  # (B, t, 1 + 2D)
+                alpha = padded_softmax(q_score[t].unsqueeze(1) + kv[..., 0], edges_t[t][:, :t])  # (B, t)
+                values = torch.where(same_t[t][:, :t].unsqueeze(-1), kv[..., 1:1 + d], kv[..., 1 + d:])
+                m = torch.bmm(alpha.unsqueeze(1), values).squeeze(1)
+            else:
+                m = prev.new_zeros(b, d)
+            gm = torch.addmm(b_m, m, w_m)  # (B, 6D): GRU_H input part, GRU_M hidden part
+            node = _gru(gm[:, :3 * d], node_gh[t], prev_t[t])
+            ctx = _gru(ctx_gi[t], gm[:, 3 * d:], m)
+            h = node + ctx
+            keys.append(h @ w_kv)
+            out_h.append(h)
+            out_node.append(node)
+            out_ctx.append(ctx)
+        if not t_max:
+            empty = prev.new_zeros(b, 0, d)
+            return empty, empty, empty
+        return torch.stack(out_h, 1), torch.stack(out_node, 1), torch.stack(out_ctx, 1)
+
+
+@register_backbone
+class DagErc(Backbone):
+    name = "dag-erc"
+    description = "DAG-ERC (Shen et al. 2021): DAG over predecessors, relation-aware attention, GRU node updates"
+    Options = DagErcOptions
+    RANGES = {"hidden": "[1, inf)", "layers": "[1, inf)", "window_same_speaker": "[1, inf)",
+              "mlp_layers": "[1, inf)", "dropout": "[0, 1)", "input_dropout": "[0, 1)"}
+
+    def __init__(self, input_dim: int, n_classes: int, options: DagErcOptions | None = None) -> None:
+        super().__init__()
+        o = options or DagErcOptions()
+        self.options = o
+        d = o.hidden
+        self.input_dropout = nn.Dropout(o.input_dropout)
+        self.input_layer = nn.Linear(input_dim, d)
+        self.layers = nn.ModuleList(DagLayer(d) for _ in range(o.layers))
+        dims = [d * (o.layers + 1) + input_dim] + [d] * o.mlp_layers
+        self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.dropout = nn.Dropout(o.dropout)
+        self.classifier = nn.Linear(d, n_classes)
+        self._state_dim = d
+        self.emotion_dim = d
+
+    @property
+    def state_dim(self) -> int:
+        return self._state_dim
+
+    @classmethod
+    def from_config(cls, model, options: DagErcOptions, input_dim: int, n_classes: int) -> DagErc:
+        return cls(input_dim, n_classes, options)
+
+    def forward(self, x: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor,
+                n_parties: int | None = None) -> PredictorOutput:
+        u = self.input_dropout(x)
+        edges, same = dag_edges(speakers, mask, self.options.window_same_speaker)
+        h = F.relu(self.input_layer(u))
+        states = [h]
+        node = ctx = h
+        for layer in self.layers:
+            h, node, ctx = layer(h, edges, same)
+            states.append(h)
+        hidden = torch.cat([*states, u], -1)
+        for linear in self.mlp:
+            hidden = F.relu(linear(hidden))
+        logits = self.classifier(self.dropout(hidden))
+        return PredictorOutput(logits, ctx, node, hidden)

@@ -1,0 +1,216 @@
+"""``dialoguernn``: DialogueRNN (Majumder et al., AAAI 2019), written from the paper's equations.
+
+Per direction, with u_t the utterance vector and s = the party speaking at t:
+
+  g_t     = GRU_G(g_{t-1}, u_t ⊕ q_{s,t-1})                    global state (shared by all parties)
+  c_t     = Σ_{i<t} softmax_i(u_t^T W_α g_i) g_i               attention over the global history
+  q_{s,t} = GRU_P(q_{s,t-1}, u_t ⊕ c_t)                       the speaker's party state
+  q_{i,t} = q_{i,t-1}                                          listeners (i ≠ s), or with ``listener``
+          = GRU_L(q_{i,t-1}, u_t ⊕ q_{s,t})                    the active-listener update
+  e_t     = GRU_E(e_{t-1}, q_{s,t})                            emotion state
+
+The paper's listener update reads the listener's own visual cue v_{i,t}, which a fused utterance vector
+does not have per listener; like the reference implementation (declare-lab/conv-emotion) it reads
+u_t ⊕ q_{s,t} instead. The attention over the global history is the paper's "general" form.
+
+With ``bidirectional`` (BiDialogueRNN) a second, independent set of cells reads each dialogue from its last
+utterance to its first and every state is the two directions' concatenation. With ``emotion_attention``
+(the paper's "+Att") each e_t is replaced by ẽ_t = Σ_j softmax_j(e_t^T W_β e_j) e_j before the
+classifier: over the whole dialogue when bidirectional, over j ≤ t otherwise (no future context in the
+one-directional model). Classifier: ReLU(W_h ẽ_t + b_h), dropout, then a linear layer to the labels.
+
+Roles for label refinement: ``speaker`` = q_{s,t}, the speaking party's state after its update at t (a
+state per party that changes only when the party speaks or, actively, listens: speaker-sensitive by
+construction); ``context`` = g_t, the global GRU's state, shared by all parties and fed every utterance
+(context-sensitive). ``emotion`` = ẽ_t (e_t without attention). ``global_size`` and ``party_size`` must be
+equal (the refinement module scores both states against one label matrix); the published sizes are.
+
+Published sizes (declare-lab/conv-emotion DialogueRNN/train_MELD.py, the MELD text run): D_g = D_p = 150,
+D_e = D_h = 100, dropout 0.1, the bidirectional model with "+Att", no active listener; the reference's
+recurrent dropout inside the cells is not used here.
+
+Vectorised over the batch: the parts of every GRU input that depend on u_t only, and the attention query,
+are one matrix product before the loop over time steps, and the two directions of the bidirectional model
+run in the same loop as one batched product per GRU (the directions' weights stacked); a padded step leaves
+every state unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
+from mmemolr.model.predictor import PredictorOutput, _attend, _gru, reverse_steps
+
+
+@dataclass
+class DialogueRNNOptions:
+    global_size: int = 150  # D_g
+    party_size: int = 150  # D_p (must equal D_g)
+    emotion_size: int = 100  # D_e
+    classifier_hidden: int = 100  # D_h
+    listener: bool = False  # active listener update
+    bidirectional: bool = True  # BiDialogueRNN
+    emotion_attention: bool = True  # "+Att": attention over the emotion states before the classifier
+    dropout: float = 0.1  # before the classifier's output layer
+    input_dropout: float = 0.0  # on the fused features u_t
+
+
+class DialogueRNNCells(nn.Module):
+    """One direction's GRU_G, GRU_P, GRU_L (active listener), GRU_E and W_α."""
+
+    def __init__(self, du: int, dg: int, dp: int, de: int, listener: bool) -> None:
+        super().__init__()
+        self.gru_g = nn.GRUCell(du + dp, dg)
+        self.gru_p = nn.GRUCell(du + dg, dp)
+        self.gru_l = nn.GRUCell(du + dp, dp) if listener else None
+        self.gru_e = nn.GRUCell(dp, de)
+        self.att = nn.Linear(du, dg, bias=False)  # q_t = W_α^T u_t: score of g_i is q_t · g_i
+
+
+def _stack(weights: list[torch.Tensor]) -> torch.Tensor:
+    """Per-direction (out, in) weights -> (K, in, out), for a batched product over the directions."""
+    return torch.stack([w.t() for w in weights])
+
+
+def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Global, speaker and emotion states (K, B, T, ·) of K directions at once, one set of cells each.
+
+    ``u`` (K, B, T, du): each direction's utterance order; ``onehot`` (K, T, B, P): the speaking party, zero
+    on padded steps; ``valid`` (T, B, 1): real steps (the same in every direction). Every product is one
+    batched matrix product over the K directions, so the bidirectional model costs one loop over time."""
+    k, b, t_max, du = u.shape
+    first = cells[0]
+    dg, dp, de = first.gru_g.hidden_size, first.gru_p.hidden_size, first.gru_e.hidden_size
+    p = onehot.shape[-1]
+    listener = first.gru_l is not None
+
+    def input_block(c: DialogueRNNCells) -> tuple[torch.Tensor, torch.Tensor]:
+        blocks = [(c.gru_g.weight_ih[:, :du], c.gru_g.bias_ih), (c.gru_p.weight_ih[:, :du], c.gru_p.bias_ih),
+                  (c.att.weight, c.att.weight.new_zeros(dg))]
+        if listener:
+            blocks.append((c.gru_l.weight_ih[:, :du], c.gru_l.bias_ih))
+        return torch.cat([w for w, _ in blocks], 0), torch.cat([bias for _, bias in blocks], 0)
+
+    w_u, b_u = zip(*(input_block(c) for c in cells))
+    # Everything that depends on u_t only, for all steps and directions in one product: (T, K, B, ·).
+    pre = torch.baddbmm(torch.stack(b_u).unsqueeze(1), u.reshape(k, b * t_max, du), _stack(list(w_u)))
+    pre = pre.view(k, b, t_max, -1).permute(2, 0, 1, 3)
+    sizes = [3 * dg, 3 * dp, dg] + ([3 * dp] if listener else [])
+    parts = [x.unbind(0) for x in pre.split(sizes, dim=-1)]
+    pre_g, pre_p = parts[0], parts[1]
+    query = [q.reshape(k * b, dg, 1) for q in parts[2]]
+    pre_l = parts[3] if listener else None
+    w_gq = _stack([c.gru_g.weight_ih[:, du:] for c in cells])
+    w_pc = _stack([c.gru_p.weight_ih[:, du:] for c in cells])
+    w_gh, b_gh = _stack([c.gru_g.weight_hh for c in cells]), torch.stack([c.gru_g.bias_hh for c in cells]).unsqueeze(1)
+    w_ph, b_ph = _stack([c.gru_p.weight_hh for c in cells]), torch.stack([c.gru_p.bias_hh for c in cells]).unsqueeze(1)
+    w_ei, b_ei = _stack([c.gru_e.weight_ih for c in cells]), torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1)
+    w_eh, b_eh = _stack([c.gru_e.weight_hh for c in cells]), torch.stack([c.gru_e.bias_hh for c in cells]).unsqueeze(1)
+    if listener:
+        w_lq = _stack([c.gru_l.weight_ih[:, du:] for c in cells])
+        w_lh = _stack([c.gru_l.weight_hh for c in cells])
+        b_lh = torch.stack([c.gru_l.bias_hh for c in cells]).unsqueeze(1)
+    onehot_t = onehot.reshape(k, t_max, b, 1, p).unbind(1)  # (K, B, 1, P) per step
+    speaks_t = (onehot > 0).unsqueeze(-1).unbind(1)  # (K, B, P, 1) per step
+    valid_t = valid.unbind(0)  # (B, 1) per step, broadcast over K
+
+    g = u.new_zeros(k, b, dg)
+    e = u.new_zeros(k, b, de)
+    parties = u.new_zeros(k, b, p, dp)
+    history: list[torch.Tensor] = []
+    out_g, out_q, out_e = [], [], []
+    for t in range(t_max):
+        q_prev = torch.matmul(onehot_t[t], parties).squeeze(2)  # q_{s,t-1}: (K, B, Dp)
+        g_new = _gru(torch.baddbmm(pre_g[t], q_prev, w_gq), torch.baddbmm(b_gh, g, w_gh), g)
+        c = _attend(history, query[t], True, k * b, dg).view(k, b, dg)  # over g_0 .. g_{t-1}
+        q_new = _gru(torch.baddbmm(pre_p[t], c, w_pc), torch.baddbmm(b_ph, q_prev, w_ph), q_prev)
+        if listener:
+            gi_l = torch.baddbmm(pre_l[t], q_new, w_lq).unsqueeze(2)  # (K, B, 1, 3Dp)
+            gh_l = torch.baddbmm(b_lh, parties.reshape(k, b * p, dp), w_lh).view(k, b, p, 3 * dp)
+            heard = _gru(gi_l.expand(k, b, p, -1), gh_l, parties)
+            parties = torch.where(valid_t[t].unsqueeze(-1), heard, parties)
+        parties = torch.where(speaks_t[t], q_new.unsqueeze(2), parties)
+        e_new = _gru(torch.baddbmm(b_ei, q_new, w_ei), torch.baddbmm(b_eh, e, w_eh), e)
+        g = torch.where(valid_t[t], g_new, g)
+        e = torch.where(valid_t[t], e_new, e)
+        history.append(g.reshape(k * b, dg))
+        out_g.append(g)
+        out_q.append(q_new)
+        out_e.append(e)
+    if not t_max:
+        return u.new_zeros(k, b, 0, dg), u.new_zeros(k, b, 0, dp), u.new_zeros(k, b, 0, de)
+    return torch.stack(out_g, 2), torch.stack(out_q, 2), torch.stack(out_e, 2)
+
+
+@register_backbone
+class DialogueRNN(Backbone):
+    name = "dialoguernn"
+    description = "DialogueRNN (Majumder et al. 2019): global, party and emotion GRUs; Bi and +Att variants"
+    Options = DialogueRNNOptions
+    RANGES = {"global_size": "[1, inf)", "party_size": "[1, inf)", "emotion_size": "[1, inf)",
+              "classifier_hidden": "[1, inf)", "dropout": "[0, 1)", "input_dropout": "[0, 1)"}
+
+    @staticmethod
+    def check(options: DialogueRNNOptions) -> list[str]:
+        if options.global_size != options.party_size:
+            return [f"model.backbone_options.dialoguernn: global_size ({options.global_size}) and party_size "
+                    f"({options.party_size}) must be equal (label refinement reads both states against one "
+                    "label matrix)"]
+        return []
+
+    def __init__(self, input_dim: int, n_classes: int, options: DialogueRNNOptions | None = None) -> None:
+        super().__init__()
+        o = options or DialogueRNNOptions()
+        problems = self.check(o)
+        if problems:
+            raise ValueError(problems[0])
+        self.options = o
+        self.input_dropout = nn.Dropout(o.input_dropout)
+        args = (input_dim, o.global_size, o.party_size, o.emotion_size, o.listener)
+        self.forward_cells = DialogueRNNCells(*args)
+        self.backward_cells = DialogueRNNCells(*args) if o.bidirectional else None
+        width = 2 if o.bidirectional else 1
+        self._state_dim = width * o.global_size
+        self.emotion_dim = width * o.emotion_size
+        self.emotion_att = nn.Linear(self.emotion_dim, self.emotion_dim, bias=False) if o.emotion_attention else None
+        self.hidden = nn.Linear(self.emotion_dim, o.classifier_hidden)
+        self.dropout = nn.Dropout(o.dropout)
+        self.classifier = nn.Linear(o.classifier_hidden, n_classes)
+
+    @property
+    def state_dim(self) -> int:
+        return self._state_dim
+
+    @classmethod
+    def from_config(cls, model, options: DialogueRNNOptions, input_dim: int, n_classes: int) -> DialogueRNN:
+        return cls(input_dim, n_classes, options)
+
+    def forward(self, x: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor,
+                n_parties: int | None = None) -> PredictorOutput:
+        u = self.input_dropout(x)
+        p = int(n_parties) if n_parties is not None else int(speakers.max().item()) + 1 if speakers.numel() else 1
+        onehot = F.one_hot(speakers.clamp(min=0), p).to(x.dtype) * mask.unsqueeze(-1)  # (B, T, P)
+        valid = mask.transpose(0, 1).unsqueeze(-1)
+        if self.backward_cells is None:
+            g, q, e = (out[0] for out in _run_directions([self.forward_cells], u.unsqueeze(0),
+                                                         onehot.transpose(0, 1).unsqueeze(0), valid))
+        else:
+            lengths = mask.sum(1)
+            both = _run_directions([self.forward_cells, self.backward_cells],
+                                   torch.stack([u, reverse_steps(u, lengths)]),
+                                   torch.stack([onehot, reverse_steps(onehot, lengths)]).transpose(1, 2), valid)
+            g, q, e = (torch.cat([out[0], reverse_steps(out[1], lengths)], -1) for out in both)
+        if self.emotion_att is not None:
+            allowed = mask.unsqueeze(1).expand(-1, mask.shape[1], -1)  # (B, T, T): step t may read step j
+            if self.backward_cells is None:
+                allowed = allowed & torch.ones_like(allowed).tril()
+            scores = torch.bmm(self.emotion_att(e), e.transpose(1, 2))  # e_t^T W_β e_j
+            e = torch.bmm(padded_softmax(scores, allowed), e)
+        logits = self.classifier(self.dropout(F.relu(self.hidden(e))))
+        return PredictorOutput(logits, g, q, e)
