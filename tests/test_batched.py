@@ -233,3 +233,29 @@ def test_restrict_gives_the_data_a_single_run_loads(features):
     assert (cut.data.available == own.data.available).all()
     assert cut.data.dims == own.data.dims and cut.data.modalities == own.data.modalities
     assert dataclasses.asdict(cut.norm).keys() == dataclasses.asdict(own.norm).keys()
+
+
+def test_cli_train_seeds_and_compare_batched(features, tmp_path, capsys):
+    from mmemolr.cli.main import main
+
+    out = tmp_path / "seeds"
+    assert main(["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t,a", "--target",
+                 "onehot", "--seeds", "0-2", "--out", str(out), "--quiet", "model.hidden=6", "model.label_dim=4",
+                 "optim.max_epochs=2", "device=cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 seeds trained as one batched group" in printed and "over 3 seed(s)" in printed
+    for seed in range(3):
+        stored = json.loads((out / f"seed{seed}" / "results.json").read_text())
+        assert stored["status"] == "complete" and stored["config"]["seed"] == seed
+    sweep = tmp_path / "sweep"
+    args = ["compare", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t,a",
+            "--seeds", "2", "--out", str(sweep), "--no-figures", "--no-progress", "--batched", "--group-size", "4",
+            "model.hidden=6", "model.label_dim=4", "optim.max_epochs=2", "device=cpu"]
+    assert main(args) == 0
+    table = json.loads((sweep / "table.json").read_text())
+    runs = [p for p in sweep.iterdir() if (p / "results.json").exists()]
+    assert len(runs) == 12  # 3 subsets x 2 targets x 2 seeds, in groups of at most 4 of one target
+    assert table
+    # Rerun: every run is complete and skipped.
+    assert main(args) == 0
+    assert "0 run(s) trained, 12 already complete" in capsys.readouterr().out
