@@ -18,6 +18,13 @@ Measured, all through the compare code path (run_sweep -> run_training):
 
   .venv/bin/python benchmarks/bench_compare.py [--jobs 2] [--epochs 3] [--repeats 3] [--seeds 5] [--full]
 
+With --batched-vs-jobs only this is measured instead: table6 with --seeds seeds (7 subsets x 2 targets x
+seeds runs) at exactly --epochs epochs each, unbatched with --jobs N against --batched with --jobs N (one
+group per target, the groups in parallel), each arm in a fresh process, interleaved, --repeats times
+(median): wall seconds, seconds per run-epoch, peak RSS of a worker (one run, or one group), ratio.
+
+  .venv/bin/python benchmarks/bench_compare.py --batched-vs-jobs --seeds 2 --epochs 2 --repeats 1
+
 Target: the full 5-seed table6 sweep within 60 minutes on a 2-core CPU. Numbers from a busy machine are
 rough; rerun on an idle machine before quoting them.
 """
@@ -80,6 +87,39 @@ def timed_sweep(corpus: Path, out: Path, jobs: int, only: str | None = None, **p
     return seconds, report.table
 
 
+def one_arm(corpus: Path, out: Path, jobs: int, batched: bool, seeds: int, epochs: int) -> dict:
+    """One sweep of the batched comparison, in this process (run as a subprocess: its own peak RSS)."""
+    import resource
+
+    fixed = [f"optim.max_epochs={epochs}", f"optim.patience={epochs}", "device=cpu"]
+    shutil.rmtree(out, ignore_errors=True)
+    plan = make_plan(str(corpus), corpus.parent, preset="table6", modalities="all", seeds=seeds, overrides=fixed)
+    start = time.perf_counter()
+    report = run_sweep(plan, out, LocalExecutor(jobs), progress=False, batched=batched)
+    seconds = time.perf_counter() - start
+    if report.failures:
+        raise SystemExit(f"runs failed: {[(f.name, f.error) for f in report.failures]}")
+    kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if jobs > 1 else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"wall_s": seconds, "runs": len(plan.runs), "epochs": epochs,
+            "s_per_run_epoch": seconds / (len(plan.runs) * epochs), "peak_worker_rss_mib": kib / 1024}
+
+
+def batched_vs_jobs(corpus: Path, work: Path, jobs: int, seeds: int, epochs: int, repeats: int) -> dict:
+    import subprocess
+    import sys
+
+    arms: dict[str, list[dict]] = {"jobs": [], "batched": []}
+    for _ in range(repeats):
+        for arm in arms:  # interleaved, so drifting load hits both
+            cmd = [sys.executable, __file__, "--one-arm", arm, "--work", str(work), "--jobs", str(jobs),
+                   "--seeds", str(seeds), "--epochs", str(epochs), "--corpus", corpus.name]
+            done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            arms[arm].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    med = {arm: statistics.median(r["wall_s"] for r in results) for arm, results in arms.items()}
+    return {"arms": arms, "median_wall_s": med, "speedup_batched": med["jobs"] / med["batched"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features-dir", default="features")
@@ -91,12 +131,35 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also run the full sweep with --jobs N")
     parser.add_argument("--work", help="work folder (default: a temporary folder, removed at the end)")
     parser.add_argument("--json", help="write the numbers to this JSON file")
+    parser.add_argument("--batched-vs-jobs", action="store_true",
+                        help="measure only batched groups against --jobs N (see above)")
+    parser.add_argument("--one-arm", choices=["jobs", "batched"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.one_arm:
+        corpus = Path(args.work) / "features" / args.corpus
+        print(json.dumps(one_arm(corpus, Path(args.work) / f"arm-{args.one_arm}", args.jobs,
+                                 args.one_arm == "batched", args.seeds, args.epochs)))
+        return
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-compare-"))
     try:
         corpus = make_work_folder(Path(args.features_dir), args.corpus, work / "features")
         numbers: dict = {}
+        if args.batched_vs_jobs:
+            numbers = batched_vs_jobs(corpus, work, args.jobs, args.seeds, args.epochs, args.repeats)
+            rows = [[f"--jobs {args.jobs}" + (" --batched" if arm == "batched" else ""),
+                     f"{numbers['median_wall_s'][arm]:.1f} s",
+                     f"{statistics.median(r['s_per_run_epoch'] for r in results):.2f} s",
+                     f"{max(r['peak_worker_rss_mib'] for r in results):.0f} MiB"]
+                    for arm, results in numbers["arms"].items()]
+            runs = numbers["arms"]["jobs"][0]["runs"]
+            print(format_table(["arm", "wall (median)", "s per run-epoch", "peak worker RSS"], rows,
+                               title=f"table6 on {args.corpus}, {runs} runs x {args.epochs} epochs: batched is "
+                                     f"{numbers['speedup_batched']:.2f}x the speed of --jobs {args.jobs}"))
+            if args.json:
+                Path(args.json).write_text(json.dumps(numbers, indent=2) + "\n")
+            return
 
         # 1. one run alone, the shipped config
         seconds, table = timed_sweep(corpus, work / "one", 1, only="t+a+v_rld_seed0", preset="table6",

@@ -10,7 +10,15 @@ prints one table:
 - training runs on cuda (seconds per epoch, best epoch, dev and test weighted F1), with ``--cpu`` the same
   run on the CPU for comparison.
 
+- with ``--batched-sweep``: the table6 sweep (``--seeds`` seeds, ``--epochs`` epochs each, patience off so
+  the work is fixed) trained batched in this process on the device (mmemolr.train.batched; one group per
+  target): wall seconds including data loading, seconds per group epoch, runs per second, peak GPU
+  memory (torch.cuda.max_memory_allocated) overall and per run, and, as the baseline, the first
+  ``--baseline-runs`` runs of the same sweep trained one after another unbatched, extrapolated to all.
+
   python benchmarks/cuda_check.py --corpus meld --model PATH/all-MiniLM-L6-v2 --targets onehot,rld
+  python benchmarks/cuda_check.py --corpus meld --model X --skip-extract --targets "" --batched-sweep \
+      --seeds 5 --epochs 5 --baseline-runs 2
 """
 
 from __future__ import annotations
@@ -73,6 +81,11 @@ def main() -> None:
     parser.add_argument("--skip-extract", action="store_true")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of this script without a GPU")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training overrides")
+    parser.add_argument("--batched-sweep", action="store_true", help="time the batched table6 sweep (see above)")
+    parser.add_argument("--seeds", type=int, default=5, help="--batched-sweep: seeds")
+    parser.add_argument("--epochs", type=int, default=5, help="--batched-sweep: epochs of every run")
+    parser.add_argument("--baseline-runs", type=int, default=2,
+                        help="--batched-sweep: runs trained unbatched one after another for the baseline")
     args = parser.parse_args()
 
     import torch
@@ -122,7 +135,10 @@ def main() -> None:
                 rows.append((f"reference vs {args.device} {label}: cosine ({len(ref_ids)} utt.)",
                              f"min {c.min():.5f}, median {np.median(c):.6f}"))
 
-    for target in args.targets.split(","):
+    if args.batched_sweep:
+        rows += batched_sweep(args, summary)
+
+    for target in [t for t in args.targets.split(",") if t]:
         for device in [args.device, "cpu"] if args.cpu and args.device != "cpu" else [args.device]:
             folder = args.out / f"t-{target}-seed{args.seed}-{device}"
             seconds = run([*mm, "train", "--corpus", args.corpus, "--features-dir", str(args.features_dir),
@@ -139,6 +155,43 @@ def main() -> None:
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def batched_sweep(args: argparse.Namespace, summary: dict) -> list[tuple[str, str]]:
+    """The table6 sweep batched on the device, against a few of its runs one after another."""
+    import torch
+
+    from mmemolr.compare import LocalExecutor, make_plan, run_sweep
+
+    fixed = [f"optim.max_epochs={args.epochs}", f"optim.patience={args.epochs}", f"device={args.device}", *args.set]
+    out = args.out / "batched-sweep"
+    plan = make_plan(args.corpus, args.features_dir, preset="table6", modalities="all", seeds=args.seeds,
+                     overrides=fixed)
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    report = run_sweep(plan, out, LocalExecutor(1), progress="lines", batched=True)
+    wall = time.perf_counter() - start
+    if report.failures:
+        raise SystemExit(f"batched runs failed: {[(f.name, f.error) for f in report.failures]}")
+    peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else float("nan")
+    runs = len(plan.runs)
+    groups = 2  # one per target
+    base = plan.runs[:args.baseline_runs]
+    plan.runs = base
+    start = time.perf_counter()
+    run_sweep(plan, args.out / "unbatched-baseline", LocalExecutor(1), progress="lines", batched=False)
+    baseline = (time.perf_counter() - start) / max(1, len(base)) * runs
+    summary["batched_sweep"] = {"runs": runs, "epochs": args.epochs, "wall_s": wall, "peak_gib": peak,
+                                "peak_gib_per_run": peak / max(1, runs // groups),
+                                "s_per_group_epoch": wall / (groups * args.epochs), "runs_per_s": runs / wall,
+                                "unbatched_estimate_s": baseline, "speedup": baseline / wall}
+    b = summary["batched_sweep"]
+    return [(f"batched table6: {runs} runs x {args.epochs} epochs on {args.device}",
+             f"{wall:.1f} s in all ({b['s_per_group_epoch']:.2f} s per group epoch, {b['runs_per_s']:.2f} runs/s), "
+             f"peak GPU memory {peak:.2f} GiB ({b['peak_gib_per_run'] * 1024:.0f} MiB per run of a group)"),
+            (f"unbatched, one after another ({len(base)} runs measured)",
+             f"{baseline:.1f} s for all {runs} (estimate); batched is {b['speedup']:.1f}x faster")]
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="local trainings at once, in worker processes with cores/jobs threads each; on a GPU "
                         "they share it (default: %(default)s)")
+    parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                        help="train the runs that differ only in seed and modalities as one batched model (one "
+                        "task per group; docs/batched.md). Default: on with a CUDA device, off on CPU (measured "
+                        "slower there)")
+    parser.add_argument("--group-size", type=int, default=None,
+                        help="--batched: at most this many runs per group, to bound memory (default: all)")
     parser.add_argument("--threads", type=int,
                         help="CPU threads of each training (default: cores/jobs with --jobs > 1, the training "
                         "default with one job, --cpus-per-run on Ray)")
@@ -112,7 +118,8 @@ def run_compare(args: argparse.Namespace) -> int:
     print(f"{plan.preset} on {plan.corpus_name}: {len(plan.runs)} runs "
           f"({len(plan.rows)} rows x {len(plan.columns)} columns x {len(plan.seeds)} seeds) in {out}; "
           f"executor {executor.describe()}", file=sys.stderr)
-    report = run_sweep(plan, out, executor, progress="lines" if args.no_progress else True)
+    report = run_sweep(plan, out, executor, progress="lines" if args.no_progress else True, batched=args.batched,
+                       group_size=args.group_size)
     print(format_text(report.table))
     print(f"\n{len(report.trained)} run(s) trained, {len(report.skipped)} already complete (skipped), "
           f"{len(report.failures)} failed, {report.seconds:.0f} s; table: {out / 'table.md'} (.csv, .json)")

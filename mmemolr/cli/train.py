@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default=None,
                         help="YAML config (default: configs/<corpus>.yaml when it exists)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seeds", default=None,
+                        help="several seeds, e.g. 0,1,2,3,4 or 0-4: trained together as one batched model "
+                        "(docs/batched.md), one run folder each (--out then holds seed<N>/ folders)")
     parser.add_argument("--device", default=None, help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--no-sim-speaker", action="store_true", help="rld ablation: drop Sim_speaker")
     parser.add_argument("--no-sim-ctx", action="store_true", help="rld ablation: drop Sim_ctx")
@@ -80,6 +83,8 @@ def default_run_dir(config) -> Path:
 def run(args: argparse.Namespace) -> int:
     from mmemolr.train.run import run_training
 
+    if args.seeds is not None:
+        return run_seeds(args)
     config = resolve_config(args)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     results = run_training(config, run_dir, Path(args.features_dir), progress=not args.quiet, threads=args.threads)
@@ -87,6 +92,33 @@ def run(args: argparse.Namespace) -> int:
     for warning in results.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"run folder: {run_dir}")
+    return 0
+
+
+def run_seeds(args: argparse.Namespace) -> int:
+    """``--seeds``: the seeds of one setting as one batched group."""
+    import dataclasses
+
+    from mmemolr.compare.stats import summarize
+    from mmemolr.train.batched import parse_seed_list, train_group
+
+    if args.seed is not None:
+        raise ValueError("give --seed or --seeds, not both")
+    base = resolve_config(args)
+    configs = [dataclasses.replace(base, seed=seed) for seed in parse_seed_list(args.seeds)]
+    run_dirs = [Path(args.out) / f"seed{c.seed}" if args.out else default_run_dir(c) for c in configs]
+    all_results = train_group(configs, run_dirs, Path(args.features_dir), progress=not args.quiet,
+                              threads=args.threads)
+    rows = [[c.seed, r["best_epoch"], r["epochs_run"], r["valid"]["weighted_f1"] * 100,
+             r["test"]["weighted_f1"] * 100, str(d)] for c, r, d in zip(configs, all_results, run_dirs)]
+    print(format_table(["seed", "best epoch", "epochs", "dev W-F1 %", "test W-F1 %", "run folder"], rows,
+                       title=f"{base.corpus}: {len(configs)} seeds trained as one batched group"))
+    stats = summarize({c.seed: r["test"]["weighted_f1"] * 100 for c, r in zip(configs, all_results)})
+    spread = f" ± {stats['std']:.2f}" if stats["std"] is not None else ""
+    print(f"test weighted F1: {stats['mean']:.2f}{spread} over {stats['n']} seed(s)")
+    for r in all_results:
+        for warning in r.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

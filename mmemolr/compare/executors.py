@@ -38,6 +38,9 @@ class RunTask:
     # run folder's files back with the outcome.
     ship_files: bool = False
     trainer: str = DEFAULT_TRAINER  # "module:function" with run_training's signature
+    # A batched group (mmemolr.train.batched): one task training these runs ({name, run_dir, config}) as
+    # one model; ``name``, ``run_dir`` and ``config`` above are then those of its first run.
+    members: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -101,6 +104,49 @@ def execute_task(task: RunTask) -> Outcome:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def execute(task: RunTask) -> list[Outcome]:
+    """One Outcome per run of the task: a single run, or every run of a batched group."""
+    return execute_group(task) if task.members else [execute_task(task)]
+
+
+def execute_group(task: RunTask) -> list[Outcome]:
+    """Train a batched group (mmemolr.train.batched.train_group). An error fails every run of the group;
+    runs it finished stay complete and are skipped when the sweep is rerun."""
+    import torch
+
+    from mmemolr.config import from_dict
+    from mmemolr.train.batched import train_group
+    from mmemolr.train.config import TrainConfig
+
+    if task.threads:
+        torch.set_num_threads(task.threads)
+    members = task.members or []
+    scratch = None
+    if task.ship_files and not (Path(task.sweep_dir) / SWEEP_MARKER).exists():
+        scratch = Path(tempfile.mkdtemp(prefix="mmemolr-group-"))
+    run_dirs = [scratch / m["name"] if scratch else Path(m["run_dir"]) for m in members]
+    start = time.perf_counter()
+    try:
+        configs = [from_dict(TrainConfig, m["config"]) for m in members]
+        results = train_group(configs, run_dirs, Path(task.features_dir), progress=task.progress,
+                              threads=task.threads)
+        seconds = time.perf_counter() - start
+        outcomes = []
+        for m, run_dir, res in zip(members, run_dirs, results):
+            files = None
+            if scratch is not None:
+                files = {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+                         if p.is_file() and p.name not in NOT_SHIPPED}
+            outcomes.append(Outcome(m["name"], "complete", seconds, test=dict(res.get("test", {})), files=files))
+        return outcomes
+    except Exception as err:  # the sweep goes on with its other groups
+        return [Outcome(m["name"], "failed", time.perf_counter() - start, error=f"{type(err).__name__}: {err}",
+                        traceback=traceback.format_exc()) for m in members]
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 class LocalExecutor:
     """``jobs`` trainings at once: in this process for one job, else in 'spawn' worker processes
     (torch and fork do not mix), each with ``cores // jobs`` threads. On a GPU machine the workers
@@ -123,19 +169,20 @@ class LocalExecutor:
             task.threads = self.threads
         if self.jobs == 1:
             for task in tasks:
-                yield execute_task(task)
+                yield from execute(task)
             return
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)) or 1, mp_context=context)
         try:
-            futures = {pool.submit(execute_task, task): task for task in tasks}
+            futures = {pool.submit(execute, task): task for task in tasks}
             for future in as_completed(futures):
                 task = futures[future]
                 try:
-                    yield future.result()
+                    yield from future.result()
                 except BrokenProcessPool:
-                    yield Outcome(task.name, "failed", 0.0,
-                                  error="the worker process died (killed, or out of memory?); rerun to resume")
+                    for name in _names(task):
+                        yield Outcome(name, "failed", 0.0,
+                                      error="the worker process died (killed, or out of memory?); rerun to resume")
         finally:
             # On Ctrl-C or an error, drop queued runs; started ones resume from last.pt next time.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -180,7 +227,7 @@ class RayExecutor:
         started = self._init()
         pending: dict[Any, RunTask] = {}
         try:
-            remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(execute_task)
+            remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(execute)
             for task in tasks:
                 task.threads, task.ship_files = self.threads, True
                 pending[remote.remote(task)] = task
@@ -188,14 +235,19 @@ class RayExecutor:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(done[0])
                 try:
-                    yield ray.get(done[0])
+                    yield from ray.get(done[0])
                 except ray.exceptions.RayError as err:
-                    yield Outcome(task.name, "failed", 0.0, error=f"Ray task failed: {err}")
+                    for name in _names(task):
+                        yield Outcome(name, "failed", 0.0, error=f"Ray task failed: {err}")
         finally:
             for ref in pending:  # interrupted: stop what is still queued or running
                 ray.cancel(ref, force=True)
             if started:
                 ray.shutdown()
+
+
+def _names(task: RunTask) -> list[str]:
+    return [m["name"] for m in task.members] if task.members else [task.name]
 
 
 def make_executor(kind: str, jobs: int = 1, address: str = "auto", cpus_per_run: float = 1.0,

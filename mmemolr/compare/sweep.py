@@ -156,9 +156,40 @@ def _store_files(run_dir: Path, files: dict[str, bytes]) -> None:
                 tmp.write_bytes(files[rel])
 
 
+def group_tasks(tasks: list[RunTask], group_size: int | None = None) -> list[RunTask]:
+    """The runs as batched groups (mmemolr.train.batched.group_runs): one task per group of at most
+    ``group_size`` runs; a group of one stays a plain run."""
+    from mmemolr.config import from_dict
+    from mmemolr.train.batched import group_runs
+
+    configs = [from_dict(TrainConfig, t.config) for t in tasks]
+    out = []
+    for members in group_runs(configs, group_size):
+        first = tasks[members[0]]
+        if len(members) == 1:
+            out.append(first)
+            continue
+        out.append(dataclasses.replace(first, members=[
+            {"name": tasks[i].name, "run_dir": tasks[i].run_dir, "config": tasks[i].config} for i in members]))
+    return out
+
+
+def batched_default(plan: SweepPlan) -> bool:
+    """--batched when not given: on where it was measured faster (a CUDA device), off on CPU
+    (docs/batched.md)."""
+    from mmemolr.train.device import resolve_device
+
+    return resolve_device(run_config(plan, plan.runs[0].name).device).type == "cuda" if plan.runs else False
+
+
 def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | RayExecutor,
-              progress: bool | str = True) -> SweepReport:
+              progress: bool | str = True, batched: bool | None = False,
+              group_size: int | None = None) -> SweepReport:
     """Run every unfinished run of ``plan`` in ``sweep_dir``; rewrite the table after each one.
+
+    ``batched``: train the runs that differ only in seed and modalities as one batched model per group
+    of at most ``group_size`` (mmemolr.train.batched; one executor task per group); None: the
+    measured default (:func:`batched_default`).
 
     ``progress``: True a bar on a terminal (with each run's epoch bar when one job runs here) and one line
     per finished run otherwise, ``"lines"`` those lines always, False nothing.
@@ -169,6 +200,10 @@ def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | 
     single = isinstance(executor, LocalExecutor) and executor.jobs == 1
     mode = resolve_mode(progress)
     tasks, done = sweep_tasks(plan, sweep_dir, progress=mode == "bar" and single)
+    if batched is None:
+        batched = batched_default(plan)
+    if batched and tasks:
+        tasks = group_tasks(tasks, group_size)
     write_plan(plan, sweep_dir)
     report = SweepReport(table=write_tables(sweep_dir, plan), skipped=done)
     start = time.perf_counter()

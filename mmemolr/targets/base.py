@@ -52,8 +52,11 @@ class Target(nn.Module):
 
 
 def kl_to(logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Mean over utterances of KL(z ‖ softmax(logits))."""
-    return F.kl_div(F.log_softmax(logits, dim=-1), z, reduction="batchmean")
+    """Mean over utterances of KL(z ‖ softmax(logits)).
+
+    F.kl_div(reduction="batchmean") written out (the same sum): torch.func.vmap has no batching rule for
+    kl_div and would loop over the runs of a batched group (mmemolr.train.batched) one by one."""
+    return (torch.xlogy(z, z) - z * F.log_softmax(logits, dim=-1)).sum() / logits.shape[0]
 
 
 def register_target(cls: type[Target]) -> type[Target]:

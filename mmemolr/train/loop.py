@@ -80,6 +80,13 @@ def evaluate(model: EmoLRModel, data: FusedData, dialogues: Sequence[DialogueInd
             if bool((labels < 0).any()):
                 raise ValueError("the refined label distribution needs gold labels for every utterance")
             dist.append(model.target.distribution(sel, labels).float().cpu())
+    return collect_evaluation(rows, gold, probs, emotion if states else None, dist)
+
+
+def collect_evaluation(rows: list[torch.Tensor], gold: list[torch.Tensor], probs: list[torch.Tensor],
+                       emotion: list[torch.Tensor] | None = None, dist: list[torch.Tensor] | None = None) -> Evaluation:
+    """An Evaluation from per-batch pieces (CPU tensors), put in corpus order."""
+    states = emotion is not None
     if not rows:
         raise ValueError("no dialogues to evaluate")
     row_arr = torch.cat(rows).numpy()

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +52,10 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     """
     check_train_config(config)
     run_dir = Path(run_dir)
-    wanted = json.loads(json.dumps(to_dict(config), default=str))  # as results.json will hold it
-    stored = rundir.read_results(run_dir)
-    complete = stored is not None and stored.get("status") == "complete"
-    resuming = not complete and (run_dir / rundir.LAST).exists()
-    if complete or resuming:
-        rundir.check_same_config(run_dir, stored.get("config") if complete else rundir.read_config_dict(run_dir),
-                                 wanted)
-    if complete:
-        # By identity first (extractor, options, weights), then by content below (inputs.json).
-        _check_same_features(run_dir, stored.get("feature_files") or {}, _current_files(config, features_dir))
-
-    prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
-                                  config.model.availability_input)
-    inputs = {code: describe_file(ff) for code, ff in prepared.files.items()}
-    if complete or resuming:
-        rundir.check_same_inputs(run_dir, rundir.recorded_inputs(run_dir), inputs, INPUTS_REMEDY)
-    if complete:
-        return stored
-    if resuming:
-        remove_stale_temporaries(run_dir)  # half-written files of the killed process
+    start = begin_run(config, run_dir, features_dir)
+    if start.complete is not None:
+        return start.complete
+    prepared, inputs = start.prepared, start.inputs
 
     set_threads(threads)
     device = resolve_device(config.device)
@@ -83,8 +68,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     average = WeightAverage(model, config.optim.ema_decay) if config.optim.ema_decay else None
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False,
-             "history": []}
+    state = new_state()
     if (run_dir / rundir.LAST).exists():
         # On CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
         ckpt = load_checkpoint(run_dir / rundir.LAST, map_location="cpu")
@@ -99,9 +83,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
                              {code: (ff.path, describe_file(ff)) for code, ff in prepared.files.items()})
         log.info("resuming %s after epoch %d", run_dir, state["epoch"])
     else:
-        rundir.write_config(run_dir, config)
-        rundir.write_inputs(run_dir, inputs)
-        prepared.norm.save(run_dir / rundir.NORMALIZATION)
+        write_run_start(run_dir, config, prepared, inputs)
     # What the run trains on, by content (checked when it resumes): paths are provenance only.
     state["feature_files"] = {code: _identity_record(ff) for code, ff in prepared.files.items()}
 
@@ -116,20 +98,9 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
             with swapped_in(model, average):
                 valid = evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
             scores = classification_metrics(valid.gold, valid.pred, data.labels)
-            row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
-                   "valid_accuracy": scores["accuracy"], "valid_weighted_f1": scores["weighted_f1"],
-                   "valid_macro_f1": scores["macro_f1"], "seconds": time.perf_counter() - t0}
-            state["history"].append(row)
-            state["epoch"] = epoch
-            if scores["weighted_f1"] > state["best_score"]:
-                state.update(best_score=scores["weighted_f1"], best_epoch=epoch, bad_epochs=0)
-                best = average.average if average is not None else model.state_dict()
-                save_checkpoint(cpu_copy(best), run_dir / rundir.BEST)
-            else:
-                state["bad_epochs"] += 1
-            if state["bad_epochs"] >= config.optim.patience:
-                state["stopped"] = True
-            rundir.write_metrics(run_dir, state["history"])
+            row = epoch_row(epoch, train_loss, valid.loss, scores, time.perf_counter() - t0)
+            record_epoch(config, run_dir, state, row,
+                         lambda: cpu_copy(average.average if average is not None else model.state_dict()))
             last = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(), "rng": rng_state(), "state": state}
             if average is not None:
@@ -142,7 +113,83 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     finally:
         bar.close()
 
-    return _finish(config, run_dir, prepared, inputs, model, device, state)
+    return finish_run(config, run_dir, prepared, inputs, model, device, state)
+
+
+@dataclass
+class RunStart:
+    """What :func:`begin_run` found: the stored results of a complete run (then nothing else is needed),
+    or the data to train on and the records of its feature files; ``resuming`` when last.pt exists."""
+
+    complete: dict[str, Any] | None
+    prepared: PreparedData | None
+    inputs: dict[str, dict]
+    resuming: bool
+
+
+def begin_run(config: TrainConfig, run_dir: Path, features_dir: Path,
+              prepared: PreparedData | None = None) -> RunStart:
+    """The checks before a run trains or is reused: same config and same feature files as the run folder
+    holds (if any); loads the data unless ``prepared`` (the same data, e.g. cut from a group's union by
+    mmemolr.train.batched) is given. Removes a killed process's half-written files when resuming."""
+    wanted = json.loads(json.dumps(to_dict(config), default=str))  # as results.json will hold it
+    stored = rundir.read_results(run_dir)
+    complete = stored is not None and stored.get("status") == "complete"
+    resuming = not complete and (run_dir / rundir.LAST).exists()
+    if complete or resuming:
+        rundir.check_same_config(run_dir, stored.get("config") if complete else rundir.read_config_dict(run_dir),
+                                 wanted)
+    if complete:
+        # By identity first (extractor, options, weights), then by content below (inputs.json).
+        _check_same_features(run_dir, stored.get("feature_files") or {}, _current_files(config, features_dir))
+    if prepared is None:
+        prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
+                                      config.model.availability_input)
+    inputs = {code: describe_file(ff) for code, ff in prepared.files.items()}
+    if complete or resuming:
+        rundir.check_same_inputs(run_dir, rundir.recorded_inputs(run_dir), inputs, INPUTS_REMEDY)
+    if complete:
+        return RunStart(stored, None, inputs, False)
+    if resuming:
+        remove_stale_temporaries(run_dir)  # half-written files of the killed process
+    return RunStart(None, prepared, inputs, resuming)
+
+
+def write_run_start(run_dir: Path, config: TrainConfig, prepared: PreparedData, inputs: dict[str, dict]) -> None:
+    """A new run folder: config.yaml, inputs.json, normalization.npz."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_config(run_dir, config)
+    rundir.write_inputs(run_dir, inputs)
+    prepared.norm.save(run_dir / rundir.NORMALIZATION)
+
+
+def new_state() -> dict[str, Any]:
+    return {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False, "history": []}
+
+
+def epoch_row(epoch: int, train_loss: float, valid_loss: float | None, scores: dict[str, Any],
+              seconds: float) -> dict[str, Any]:
+    """One row of metrics.csv."""
+    return {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
+            "valid_accuracy": scores["accuracy"], "valid_weighted_f1": scores["weighted_f1"],
+            "valid_macro_f1": scores["macro_f1"], "seconds": seconds}
+
+
+def record_epoch(config: TrainConfig, run_dir: Path, state: dict[str, Any], row: dict[str, Any],
+                 best_weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+    """Dev selection and early stopping after an epoch: append ``row`` to the history, write best.pt
+    (``best_weights()``, a CPU state_dict) when dev weighted F1 improved (earliest on ties), count
+    patience, write metrics. The caller writes last.pt after this."""
+    state["history"].append(row)
+    state["epoch"] = row["epoch"]
+    if row["valid_weighted_f1"] > state["best_score"]:
+        state.update(best_score=row["valid_weighted_f1"], best_epoch=row["epoch"], bad_epochs=0)
+        save_checkpoint(best_weights(), run_dir / rundir.BEST)
+    else:
+        state["bad_epochs"] += 1
+    if state["bad_epochs"] >= config.optim.patience:
+        state["stopped"] = True
+    rundir.write_metrics(run_dir, state["history"])
 
 
 def _identity_record(ff) -> dict[str, Any]:
@@ -183,7 +230,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         return torch.optim.Adam(model.parameters(), **kwargs)
 
 
-def _finish(config: TrainConfig, run_dir: Path, prepared: PreparedData, inputs: dict[str, dict], model: EmoLRModel,
+def finish_run(config: TrainConfig, run_dir: Path, prepared: PreparedData, inputs: dict[str, dict], model: EmoLRModel,
             device: torch.device, state: dict[str, Any]) -> dict[str, Any]:
     """Load best.pt, score dev and (once) test, write predictions/states and results.json."""
     t0 = time.perf_counter()

@@ -1,0 +1,449 @@
+"""``train_group``: train several runs as one batched model (docs/batched.md).
+
+A group is runs whose configs are equal except for ``seed`` and ``modalities`` (:func:`group_key`): the
+same backbone, target and optimiser settings, so their weights have the same shapes once every run reads
+the union of the group's modalities (mmemolr.train.stacked). Each run stays itself:
+
+- its own seed: initial weights (its model is built exactly as ``run_training`` builds it, then embedded),
+  shuffling order (its own generator draws its own batch plan; the runs' batches of a step are padded
+  into one tensor), dropout masks (vmap randomness="different");
+- its own modality subset: absent modalities and their availability columns are zero in its input, the
+  weights reading them are zero and stay zero (no gradient, no decay);
+- its own loss (the group's loss is the sum of per-run means), gradient clipping (per-run norm), Adam
+  moments and step count, weight average (optim.ema_decay);
+- its own dev selection and early stopping: a run that stops leaves the stack (its weights are not
+  touched again), is finished at once (test evaluated once with its best.pt) and the group goes on
+  with the others until all have stopped.
+
+Every run writes its normal run folder through the functions of mmemolr.train.run (config.yaml,
+inputs.json, metrics, best.pt, last.pt in run_training's format, predictions, results.json), so
+``evaluate``, ``predict``, ``compare`` tables and ``report`` read it as any other; a group killed at any
+point resumes from the runs' last.pt files (each written atomically after every epoch; runs may be at
+different epochs), and a single run of it may even be resumed alone with ``mmemolr train``.
+
+The ``seconds`` of a run's epoch row is the group's epoch wall time divided by the runs it trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmemolr.config import to_dict
+from mmemolr.fuse import DialogueIndex, FusedData, ZNorm, batch_plan, collate
+from mmemolr.fuse.sources import MODALITY_NAMES, normalise_modalities
+from mmemolr.progress import Progress
+from mmemolr.train import rundir
+from mmemolr.train.build import EmoLRModel, build_model
+from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mmemolr.train.config import TrainConfig, check_train_config
+from mmemolr.train.data import PreparedData, load_training_data
+from mmemolr.train.device import resolve_device, set_threads
+from mmemolr.train.ema import cpu_copy
+from mmemolr.train.loop import collect_evaluation
+from mmemolr.train.metrics import classification_metrics
+from mmemolr.train.run import (
+    _check_same_features,
+    _identity_record,
+    begin_run,
+    epoch_row,
+    finish_run,
+    make_optimizer,
+    new_state,
+    record_epoch,
+    write_run_start,
+)
+from mmemolr.train.stacked import StackedModel, adam_step, clip_per_run, input_blocks, union_columns
+
+log = logging.getLogger(__name__)
+GROUP_FREE = ("seed", "modalities")  # the config keys runs of one group may differ in
+
+
+def group_key(config: TrainConfig) -> str:
+    """Runs with equal keys can train as one group: everything but seed and modalities agrees."""
+    d = to_dict(config)
+    for key in GROUP_FREE:
+        d.pop(key)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def group_runs(configs: Sequence[TrainConfig], group_size: int | None = None) -> list[list[int]]:
+    """Indices of ``configs`` by group (first-appearance order), each group cut into chunks of at most
+    ``group_size`` runs (None: no limit)."""
+    if group_size is not None and group_size < 1:
+        raise ValueError(f"--group-size must be at least 1, got {group_size}")
+    groups: dict[str, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(group_key(config), []).append(i)
+    out = []
+    for members in groups.values():
+        size = group_size or len(members)
+        out += [members[i:i + size] for i in range(0, len(members), size)]
+    return out
+
+
+def union_modalities(configs: Sequence[TrainConfig]) -> list[str]:
+    """The modalities any run reads, in t, a, v order."""
+    used = {code for c in configs for code in normalise_modalities(c.modalities)}
+    return [code for code in MODALITY_NAMES if code in used]
+
+
+def restrict(prepared: PreparedData, codes: Sequence[str], fused: bool = True) -> PreparedData:
+    """The data of a run on ``codes`` cut from the union's: the same as load_training_data would give
+    (ZNorm statistics are per modality). ``fused=False`` leaves the fused matrix out (``data`` None):
+    enough for the run-folder checks and records, without a copy of the features per run."""
+    data = prepared.data
+    files = {code: prepared.files[code] for code in codes}
+    norm = ZNorm({c: prepared.norm.mean[c] for c in codes}, {c: prepared.norm.std[c] for c in codes})
+    own = None
+    if fused:
+        availability = data.input_dim > sum(data.dims.values())
+        cols = union_columns(codes, data.modalities, data.dims, availability)
+        pad = data.features[:, cols].contiguous()
+        own = FusedData(ids=data.ids, labels=data.labels, modalities=list(codes),
+                        dims={c: data.dims[c] for c in codes}, features=pad,
+                        available=data.available[:, [data.modalities.index(c) for c in codes]],
+                        dialogues=data.dialogues)
+    return PreparedData(prepared.corpus, prepared.corpus_folder, files, norm, own)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Run:
+    config: TrainConfig
+    run_dir: Path
+    codes: list[str]
+    inputs: dict[str, dict]
+    model: EmoLRModel  # own shapes; used to initialise, then to finish
+    generator: torch.Generator
+    state: dict[str, Any] = field(default_factory=new_state)
+    results: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None  # last.pt of a run being resumed
+
+    @property
+    def training(self) -> bool:
+        return self.results is None and not self.state["stopped"] and self.state["epoch"] < self.config.optim.max_epochs
+
+
+@dataclass
+class _Batch:
+    x: torch.Tensor  # (A, B, T, U)
+    speakers: torch.Tensor  # (A, B, T)
+    mask: torch.Tensor  # (A, B, T)
+    n_parties: int
+    index: torch.Tensor  # (A, N) flat positions of each run's utterances
+    labels: torch.Tensor  # (A, N)
+    weight: torch.Tensor  # (A, N) 1/N_r, 0 on padding
+    counts: torch.Tensor  # (A,) N_r
+
+
+def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequence[DialogueIndex]],
+                 device: torch.device) -> _Batch:
+    """One padded batch holding each run's own dialogues: (A, B, T) with B, T the largest of any run."""
+    batches = [collate(data, dialogues) for dialogues in per_run]
+    a = len(batches)
+    b = max(x.rows.shape[0] for x in batches)
+    t = max(x.rows.shape[1] for x in batches)
+    rows = torch.full((a, b, t), data.pad_row, dtype=torch.long)
+    speakers = torch.zeros((a, b, t), dtype=torch.long)
+    labels = torch.full((a, b, t), -1, dtype=torch.long)
+    for i, x in enumerate(batches):
+        rows[i, :x.rows.shape[0], :x.rows.shape[1]] = x.rows
+        speakers[i, :x.rows.shape[0], :x.rows.shape[1]] = x.speakers
+        labels[i, :x.rows.shape[0], :x.rows.shape[1]] = x.labels
+    mask = rows != data.pad_row
+    flat = mask.view(a, -1)
+    counts = flat.sum(1)
+    n = int(counts.max())
+    index = torch.zeros((a, n), dtype=torch.long)
+    weight = torch.zeros((a, n), dtype=torch.float64)
+    for i in range(a):
+        pos = flat[i].nonzero().squeeze(1)
+        index[i, :len(pos)] = pos
+        weight[i, :len(pos)] = 1.0 / len(pos)
+    sel_labels = labels.view(a, -1).gather(1, index).clamp(min=0)
+    rows_d = rows.to(device)
+    return _Batch(features[rows_d], speakers.to(device), mask.to(device), max(x.n_parties for x in batches),
+                  index.to(device), sel_labels.to(device), weight.to(device=device, dtype=features.dtype), counts)
+
+
+class GroupTrainer:
+    """The stacked state of a group: weights, Adam moments, step counts and weight averages, (R, ...)."""
+
+    def __init__(self, runs: list[_Run], stacked: StackedModel, device: torch.device) -> None:
+        self.runs, self.stacked, self.device = runs, stacked, device
+        names = stacked.names
+        own_params = [dict(r.model.named_parameters()) for r in runs]
+        self.weights = stacked.stack([{k: v.detach() for k, v in p.items()} for p in own_params])
+        self.exp_avg = {k: torch.zeros_like(v) for k, v in self.weights.items()}
+        self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.weights.items()}
+        self.steps = torch.zeros(len(runs), dtype=torch.float64, device=device)
+        ema = runs[0].config.optim.ema_decay
+        self.average = {k: v.clone() for k, v in self.weights.items()} if ema else None
+        self.ema_steps = torch.zeros(len(runs), dtype=torch.float64, device=device)
+        self.names = names
+
+    # --- single-run checkpoint format (run_training's last.pt) ------------------------------------
+
+    def load_run_checkpoint(self, r: int, ckpt: dict[str, Any]) -> None:
+        run = self.runs[r]
+        run.model.load_state_dict(ckpt["model"])
+        own = dict(run.model.named_parameters())
+        zeros = {k: torch.zeros_like(v) for k, v in own.items()}
+        moments = ckpt["optimizer"]["state"]
+        m = {k: moments[i]["exp_avg"] if i in moments else zeros[k] for i, k in enumerate(self.names)}
+        v = {k: moments[i]["exp_avg_sq"] if i in moments else zeros[k] for i, k in enumerate(self.names)}
+        steps = {float(moments[i]["step"]) for i in moments}
+        self.steps[r] = steps.pop() if steps else 0.0
+        for target, source in ((self.weights, {k: p.detach() for k, p in own.items()}), (self.exp_avg, m),
+                               (self.exp_avg_sq, v)):
+            embedded = self.stacked.embed(r, source)
+            for k in self.names:
+                target[k][r] = embedded[k].to(self.device)
+        if self.average is not None:
+            embedded = self.stacked.embed(r, ckpt["ema"]["average"])
+            for k in self.names:
+                self.average[k][r] = embedded[k].to(self.device)
+            self.ema_steps[r] = float(ckpt["ema"]["steps"])
+
+    def run_checkpoint(self, r: int) -> dict[str, Any]:
+        """Run r's last.pt as run_training writes it (so either trainer can resume it)."""
+        run = self.runs[r]
+        weights = self.stacked.extract(r, self.weights)
+        run.model.load_state_dict(weights)
+        optimizer = make_optimizer(run.model, run.config).state_dict()
+        m, v = self.stacked.extract(r, self.exp_avg), self.stacked.extract(r, self.exp_avg_sq)
+        step = torch.tensor(float(self.steps[r]))
+        if float(self.steps[r]) > 0:
+            optimizer["state"] = {i: {"step": step.clone(), "exp_avg": m[k].cpu(), "exp_avg_sq": v[k].cpu()}
+                                  for i, k in enumerate(self.names)}
+        last = {"model": cpu_copy(weights), "optimizer": optimizer, "generator": run.generator.get_state(),
+                "rng": rng_state(), "state": run.state}
+        if self.average is not None:
+            last["ema"] = {"steps": int(self.ema_steps[r]), "average": cpu_copy(self.stacked.extract(r, self.average))}
+        return last
+
+    def selected_weights(self, r: int) -> dict[str, torch.Tensor]:
+        """What is scored and kept as best.pt: the average when optim.ema_decay is set."""
+        return cpu_copy(self.stacked.extract(r, self.average if self.average is not None else self.weights))
+
+    # --- one epoch ---------------------------------------------------------------------------------
+
+    def train_epoch(self, active: list[int], data: FusedData, features: torch.Tensor,
+                    dialogues: Sequence[DialogueIndex], on_step=None) -> list[float]:
+        """One epoch of the ``active`` runs (each on its own batch order); their mean loss per utterance.
+        ``on_step(losses)`` sees each step's per-run losses (A,)."""
+        optim = self.runs[active[0]].config.optim
+        idx = torch.tensor(active, device=self.device)
+        w = {k: self.weights[k][idx].clone().requires_grad_() for k in self.names}
+        m = [self.exp_avg[k][idx].clone() for k in self.names]
+        v = [self.exp_avg_sq[k][idx].clone() for k in self.names]
+        steps = self.steps[idx].clone()
+        avg = [self.average[k][idx].clone() for k in self.names] if self.average is not None else None
+        ema_steps = self.ema_steps[idx].clone()
+        masks = self.stacked.input_masks[idx]
+        lengths = [len(d) for d in dialogues]
+        plans = [batch_plan(lengths, optim.batch_dialogues, self.runs[r].generator, optim.bucket) for r in active]
+        total = torch.zeros(len(active), dtype=torch.float64)
+        count = torch.zeros(len(active), dtype=torch.float64)
+        params = [w[k] for k in self.names]
+        for step in range(len(plans[0])):
+            batch = gather_batch(data, features, [[dialogues[i] for i in plan[step]] for plan in plans], self.device)
+            losses = self.stacked.losses(w, masks, batch.x, batch.speakers, batch.mask, batch.n_parties,
+                                         batch.index, batch.labels, batch.weight)
+            if on_step is not None:
+                on_step(losses.detach())
+            grads = list(torch.autograd.grad(losses.sum(), params))
+            if optim.grad_clip:
+                clip_per_run(grads, optim.grad_clip)
+            adam_step(params, grads, m, v, steps, optim.lr, optim.weight_decay)
+            if avg is not None:
+                with torch.no_grad():
+                    decay = torch.clamp((1 + ema_steps) / (10 + ema_steps), max=optim.ema_decay)
+                    for a, p in zip(avg, params):
+                        a.lerp_(p, (1.0 - decay).to(a.dtype).view(-1, *([1] * (a.dim() - 1))))
+                    ema_steps += 1
+            total += losses.detach().double().cpu() * batch.counts
+            count += batch.counts
+        with torch.no_grad():
+            for j, k in enumerate(self.names):
+                self.weights[k][idx] = w[k].detach()
+                self.exp_avg[k][idx] = m[j]
+                self.exp_avg_sq[k][idx] = v[j]
+                if avg is not None:
+                    self.average[k][idx] = avg[j]
+            self.steps[idx] = steps
+            self.ema_steps[idx] = ema_steps
+        if bool((count == 0).any()):
+            raise ValueError("the training split has no utterances")
+        return (total / count).tolist()
+
+    @torch.no_grad()
+    def evaluate(self, active: list[int], data: FusedData, features: torch.Tensor,
+                 dialogues: Sequence[DialogueIndex], batch_size: int):
+        """Per active run, its Evaluation (mmemolr.train.loop) of ``dialogues`` with the selected weights."""
+        idx = torch.tensor(active, device=self.device)
+        source = self.average if self.average is not None else self.weights
+        w = {k: source[k][idx] for k in self.names}
+        masks = self.stacked.input_masks[idx]
+        rows, gold, probs = [], [], [[] for _ in active]
+        for plan in batch_plan([len(d) for d in dialogues], batch_size, None, True):
+            batch = collate(data, [dialogues[i] for i in plan])
+            mask = batch.mask.to(self.device)
+            logits = self.stacked.predict(w, masks, features[batch.rows.to(self.device)],
+                                          batch.speakers.to(self.device), mask, batch.n_parties)
+            rows.append(batch.rows[batch.mask])
+            gold.append(batch.labels[batch.mask])
+            for a in range(len(active)):
+                probs[a].append(torch.softmax(logits[a][mask].float(), dim=-1).cpu())
+        return [collect_evaluation(rows, gold, p) for p in probs]
+
+
+def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], features_dir: str | Path = "features",
+                progress: bool | str = True, threads: int | None = None) -> list[dict[str, Any]]:
+    """Train the runs ``configs`` (one group: equal :func:`group_key`) into ``run_dirs`` as one batched
+    model; returns each run's results dict (complete runs are returned as stored, started ones resume)."""
+    if len(configs) != len(run_dirs) or not configs:
+        raise ValueError("train_group needs one run folder per config, and at least one config")
+    for config in configs:
+        check_train_config(config)
+    if len({group_key(c) for c in configs}) > 1:
+        raise ValueError("these runs cannot train as one group: their configs differ in more than seed and "
+                         "modalities (group them with mmemolr.train.batched.group_runs)")
+    features_dir = Path(features_dir)
+    first = configs[0]
+    codes_union = union_modalities(configs)
+    features = {}
+    for c in configs:
+        features.update(c.features)
+    union = load_training_data(first.corpus, codes_union, features, features_dir, first.model.availability_input)
+    data = union.data
+
+    set_threads(threads)
+    device = resolve_device(first.device)
+    runs: list[_Run] = []
+    results: list[dict[str, Any] | None] = []
+    resumed_rng = None
+    for config, run_dir in zip(configs, map(Path, run_dirs)):
+        codes = normalise_modalities(config.modalities)
+        start = begin_run(config, run_dir, features_dir, restrict(union, codes, fused=False))
+        results.append(start.complete)
+        if start.complete is not None:
+            continue
+        torch.manual_seed(config.seed)
+        own_dim = sum(data.dims[c] for c in codes) + (len(codes) if config.model.availability_input else 0)
+        model = build_model(config, own_dim, len(data.labels)).to(device)
+        run = _Run(config, run_dir, codes, start.inputs, model, torch.Generator().manual_seed(config.seed))
+        if (run_dir / rundir.LAST).exists():
+            ckpt = load_checkpoint(run_dir / rundir.LAST, map_location="cpu")
+            run.generator.set_state(ckpt["generator"])
+            run.state = ckpt["state"]
+            run.checkpoint = ckpt
+            resumed_rng = resumed_rng or ckpt["rng"]
+            _check_same_features(run_dir, run.state.get("feature_files") or {},
+                                 {c: (union.files[c].path, start.inputs[c]) for c in codes})
+            log.info("resuming %s after epoch %d", run_dir, run.state["epoch"])
+        else:
+            write_run_start(run_dir, config, restrict(union, codes, fused=False), start.inputs)
+        run.state["feature_files"] = {c: _identity_record(union.files[c]) for c in codes}
+        runs.append(run)
+    if runs:
+        _train(runs, union, device, progress, resumed_rng)
+    done = iter(runs)
+    return [stored if stored is not None else next(done).results for stored in results]
+
+
+def build_stack(runs: list[_Run], union: PreparedData, device: torch.device) -> StackedModel:
+    data = union.data
+    availability = runs[0].config.model.availability_input
+    columns = [union_columns(r.codes, data.modalities, data.dims, availability) for r in runs]
+    first = runs[0].config
+    dtype = next(runs[0].model.parameters()).dtype
+    template = build_model(first, data.input_dim, len(data.labels)).to(device=device, dtype=dtype)
+    blocks: dict[str, tuple[int, int]] = {}
+    if any(len(c) != data.input_dim or not torch.equal(c, torch.arange(data.input_dim)) for c in columns):
+        blocks = input_blocks(lambda width: build_model(first, width, len(data.labels)), len(columns[0]))
+        # The blocks' positions do not depend on the width (checked for every run below).
+    stacked = StackedModel(template, data.input_dim, columns, blocks)
+    sample = collate(data, data.split("train")[:4])
+    checked = set()
+    for r, run in enumerate(runs):
+        if tuple(run.codes) in checked:
+            continue
+        checked.add(tuple(run.codes))
+        stacked.check_embedding(r, run.model, data.features[sample.rows].to(device=device, dtype=dtype),
+                                sample.speakers.to(device),
+                                sample.mask.to(device), sample.n_parties)
+    return stacked
+
+
+def _train(runs: list[_Run], union: PreparedData, device: torch.device, progress: bool | str,
+           resumed_rng: dict | None) -> None:
+    data = union.data
+    stacked = build_stack(runs, union, device)
+    trainer = GroupTrainer(runs, stacked, device)
+    for r, run in enumerate(runs):
+        if run.checkpoint is not None:
+            trainer.load_run_checkpoint(r, run.checkpoint)
+            run.checkpoint = None
+    if resumed_rng is not None:
+        set_rng_state(resumed_rng)
+    features = data.features.to(device)
+    train, dev = data.split("train"), data.split("dev")
+    optim = runs[0].config.optim
+    first_epoch = min(r.state["epoch"] for r in runs)
+    bar = Progress(optim.max_epochs, f"train group of {len(runs)}", "epoch", initial=first_epoch,
+                   progress=progress, every=1)
+    try:
+        while True:
+            for run in runs:
+                if run.results is None and not run.training:
+                    _finish(run, union, device)
+            active = [r for r, run in enumerate(runs) if run.training]
+            if not active:
+                break
+            t0 = time.perf_counter()
+            losses = trainer.train_epoch(active, data, features, train)
+            evaluations = trainer.evaluate(active, data, features, dev, optim.eval_batch_dialogues)
+            seconds = (time.perf_counter() - t0) / len(active)
+            for r, loss, valid in zip(active, losses, evaluations):
+                run = runs[r]
+                scores = classification_metrics(valid.gold, valid.pred, data.labels)
+                row = epoch_row(run.state["epoch"] + 1, loss, valid.loss, scores, seconds)
+                record_epoch(run.config, run.run_dir, run.state, row, lambda r=r: trainer.selected_weights(r))
+                save_checkpoint(trainer.run_checkpoint(r), run.run_dir / rundir.LAST)
+            best = max(runs[r].state["best_score"] for r in active)
+            bar.update(1, f"{len(active)} of {len(runs)} runs training, best dev W-F1 {best:.4f}")
+    finally:
+        bar.close()
+
+
+def _finish(run: _Run, union: PreparedData, device: torch.device) -> None:
+    """Test once with best.pt and write the run's outputs (run_training's finish_run)."""
+    prepared = restrict(union, run.codes)
+    run.results = finish_run(run.config, run.run_dir, prepared, run.inputs, run.model, device, run.state)
+
+
+def parse_seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` -> seeds."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            seeds += list(range(int(lo), int(hi) + 1))
+        else:
+            seeds.append(int(part))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: give distinct integers, e.g. 0,1,2,3,4 or 0-4")
+    return seeds
+
+
