@@ -99,25 +99,32 @@ class DagLayer(nn.Module):
         # the two attention-weighted sums, not on every predecessor.
         relation = StepLinear(torch.cat([self.w_same.weight, self.w_other.weight], 1).t())  # (2D, D)
         to_gates = StepLinear(torch.cat([self.gru_node.weight_ih, self.gru_context.weight_hh], 0).t())  # M -> both
-        b_m = torch.cat([self.gru_node.bias_ih, self.gru_context.bias_hh], 0)
+        # the bias expanded to every step (views): its gradient is summed once, not at every step
+        b_m = torch.cat([self.gru_node.bias_ih, self.gru_context.bias_hh], 0).expand(t_max, b, 6 * d).unbind(0)
         # (B, 2, T) per node i: the same-speaker and other-speaker predecessors j. Multiplying the softmax by
         # these also zeroes the non-predecessors (and the all-masked row of a node without predecessors).
         relation_t = torch.stack([same, edges & ~same], 2).to(prev.dtype).unbind(1)
         blocked_t = (~edges).unbind(1)
         lowest = torch.finfo(prev.dtype).min
+        # Node t reads j in [start[t], t): the earliest predecessor of node t in any dialogue of the batch
+        # (the window is short when every speaker has spoken recently); earlier nodes would get weight 0.
+        has_pred = edges.any(2)
+        start = torch.where(has_pred, edges.int().argmax(2), t_max).amin(0).tolist()
         prev_t = prev.unbind(1)
         keys: list[torch.Tensor] = []  # per node j: (B,) the H_j half of its score
         states: list[torch.Tensor] = []  # H_j^l
         out_node, out_ctx = [], []
         for t in range(t_max):
-            if t:
-                scores = (q_score[t].unsqueeze(1) + torch.stack(keys, 1)).masked_fill(blocked_t[t][:, :t], lowest)
-                alpha = torch.softmax(scores, -1).unsqueeze(1) * relation_t[t][..., :t]  # (B, 2, t): α_ij by relation
-                sums = torch.bmm(alpha, torch.stack(states, 1))  # (B, 2, D)
+            lo = start[t]
+            if lo < t:
+                scores = q_score[t].unsqueeze(1) + torch.stack(keys[lo:], 1)
+                alpha = torch.softmax(scores.masked_fill(blocked_t[t][:, lo:t], lowest), -1)
+                alpha = alpha.unsqueeze(1) * relation_t[t][..., lo:t]  # (B, 2, t - lo): α_ij by relation
+                sums = torch.bmm(alpha, torch.stack(states[lo:], 1))  # (B, 2, D)
                 m = relation(sums.view(b, 2 * d))
             else:
                 m = prev.new_zeros(b, d)
-            gi_node, gh_ctx = to_gates(m, b_m).split(3 * d, dim=-1)  # GRU_H input part, GRU_M hidden part
+            gi_node, gh_ctx = to_gates(m, b_m[t]).split(3 * d, dim=-1)  # GRU_H input part, GRU_M hidden part
             # both GRUs as one update over a group dimension: [GRU_H; GRU_M]
             node, ctx = _gru(torch.stack([gi_node, ctx_gi[t]]), torch.stack([node_gh[t], gh_ctx]),
                              torch.stack([prev_t[t], m])).unbind(0)

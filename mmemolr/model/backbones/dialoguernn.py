@@ -122,7 +122,7 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
                            + [c.gru_g.weight_hh for c in cells] + [c.gru_p.weight_hh for c in cells]))
     if listener:
         pre_l = torch.stack([F.linear(u_tm[i], w_l[i][0], c.gru_l.bias_ih) for i, c in enumerate(cells)], 1)
-        pre_l = pre_l.unsqueeze(3).unbind(0)  # (K, B, 1, 3D) per step, broadcast over the parties
+        pre_l = pre_l.unbind(0)  # (K, B, 3D) per step
         l_in, l_hid = StepLinear(_stack([w[1] for w in w_l])), StepLinear(_stack([c.gru_l.weight_hh for c in cells]))
         b_lh = torch.stack([c.gru_l.bias_hh for c in cells]).unsqueeze(1)
     onehot_t = onehot.reshape(k, t_max, b, 1, p).unbind(1)  # (K, B, 1, P) per step
@@ -141,10 +141,10 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
         g_new, q_new = _gru(gi, gh, states[2 * k:]).chunk(2)
         if listener:
             gh_l = l_hid(parties.reshape(k, b * p, d), b_lh).view(k, b, p, 3 * d)
-            heard = _gru(l_in(q_new, pre_l[t].squeeze(2)).unsqueeze(2).expand(k, b, p, -1), gh_l, parties)
+            heard = _gru(l_in(q_new, pre_l[t]).unsqueeze(2).expand(k, b, p, -1), gh_l, parties)  # every party
             parties = torch.where(valid_t[t].unsqueeze(-1), heard, parties)
         parties = torch.where(speaks_t[t], q_new.unsqueeze(2), parties)
-        g = torch.where(valid_t[t], g_new, g)
+        g = g_new
         history.append(g.reshape(k * b, d))
         out_g.append(g)
         out_q.append(q_new)
@@ -158,9 +158,15 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
     e = u.new_zeros(k, b, de)
     out_e = []
     for t in range(t_max):
-        e = torch.where(valid_t[t], _gru(pre_e[t], e_hid(e, b_eh[t]), e), e)
+        e = _gru(pre_e[t], e_hid(e, b_eh[t]), e)
         out_e.append(e)
-    return torch.stack(out_g, 2), q_all.transpose(1, 2), torch.stack(out_e, 2)
+    # Padding follows a dialogue's real steps, so g and e of its padded steps reach no real step; in the
+    # outputs they are the last real step's (a padded step leaves the states unchanged).
+    lengths = valid.sum(0).view(1, b, 1, 1)
+    held = torch.minimum(torch.arange(t_max, device=u.device).view(1, 1, -1, 1), (lengths - 1).clamp(min=0))
+    g_out, e_out = (torch.stack(out, 2) for out in (out_g, out_e))
+    g_out, e_out = ((x.gather(2, held.expand_as(x)) * (lengths > 0)) for x in (g_out, e_out))
+    return g_out, q_all.transpose(1, 2), e_out
 
 
 @register_backbone
