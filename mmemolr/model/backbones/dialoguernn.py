@@ -35,7 +35,9 @@ same loop as one batched product per step (the directions' weights stacked). Ins
 GRU_P (which read only states of step t - 1) are one GRU update over the stacked groups, and GRU_E, which
 feeds nothing back, runs after it: its input part (from q_{s,t}) for all steps in one product, then a
 loop over e alone. The per-step products leave their weight gradients to one product after the loop's
-backward (:class:`~mmemolr.model.steplinear.StepLinear`). A padded step leaves every state unchanged.
+backward (:class:`~mmemolr.model.steplinear.StepLinear`). Padding follows a dialogue's real steps and no
+real step reads it; a padded step leaves the party states unchanged, and its g_t and e_t outputs are the
+last real step's.
 """
 
 from __future__ import annotations
