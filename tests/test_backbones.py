@@ -315,6 +315,28 @@ def test_no_future_context_where_the_backbone_reads_only_the_past(name, extra):
         assert not torch.allclose(getattr(a, field)[0, 4:7], getattr(b, field)[0, 4:7])
 
 
+@pytest.mark.parametrize("name", ["dialoguernn", "dag-erc"])
+def test_runs_stacked_with_vmap_give_each_runs_outputs_and_gradients(name):
+    """mmemolr.train.stacked runs several models as one with vmap + functional_call."""
+    from torch.func import functional_call, vmap
+
+    model = _small(name)
+    x, speakers, mask = _batch()
+    runs = [{k: v.detach() + 0.1 * r * torch.randn_like(v) for k, v in model.named_parameters()} for r in range(2)]
+    stacked = {k: torch.stack([run[k] for run in runs]).requires_grad_() for k in runs[0]}
+    inputs = [torch.stack([t, t]) for t in (x, speakers, mask)]  # batched like the weights, as stacked does
+    out = vmap(lambda p, *batch: functional_call(model, p, (*batch, 3)).logits)(stacked, *inputs)
+    grads = torch.autograd.grad((out * mask.unsqueeze(-1)).pow(2).sum(), list(stacked.values()), allow_unused=True)
+    for r, run in enumerate(runs):
+        params = {k: v.clone().requires_grad_() for k, v in run.items()}
+        one = functional_call(model, params, (x, speakers, mask, 3)).logits
+        torch.testing.assert_close(out[r], one, atol=1e-5, rtol=1e-4)
+        want = torch.autograd.grad((one * mask.unsqueeze(-1)).pow(2).sum(), list(params.values()), allow_unused=True)
+        for got, ref in zip(grads, want):
+            if ref is not None:
+                torch.testing.assert_close(got[r], ref, atol=1e-5, rtol=1e-4)
+
+
 def test_bidirectional_backbones_do_read_the_future():
     model = _small("dialoguernn", bidirectional=True)
     x, speakers, mask = _batch()

@@ -8,7 +8,9 @@ RNN backward does instead: every step's backward computes the input gradient onl
 copy of Wᵀ) and keeps (x_t, g_t); after the last of them the weight's gradient is
 Σ_t x_tᵀ g_t = [x_0; ..; x_T]ᵀ [g_0; ..; g_T], one product. Values and gradients are those of
 ``add + x @ weight``; only the order of the sums in the weight gradient differs. Not twice differentiable
-(the backward pass is not itself recorded).
+(the backward pass is not itself recorded). Under torch.func transforms (the ``vmap`` of
+``mmemolr.train.stacked``, which runs several models as one) it is the plain product: its backward keeps
+state between nodes, which such transforms do not allow.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ class StepLinear:
     """
 
     def __init__(self, weight: torch.Tensor) -> None:
-        self._weight_t = weight.detach().transpose(-1, -2).contiguous()  # for the input gradient
+        self._plain = torch._C._are_functorch_transforms_active()
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x_t, g_t) of the steps' backward
-        # The steps read this copy of the weight: autograd runs its backward after every step's.
+        if self._plain:
+            self._weight = weight
+            return
+        self._weight_t = weight.detach().transpose(-1, -2).contiguous()  # for the input gradient
+        # The steps read this view of the weight: autograd runs its backward after every step's.
         self._weight = _WeightGrad.apply(weight, self._pairs)
 
     def __call__(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        if self._plain:
+            return x @ self._weight if add is None else add + x @ self._weight
         return _Step.apply(x, self._weight, add, self._weight_t, self._pairs)
 
 

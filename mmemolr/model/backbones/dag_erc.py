@@ -108,8 +108,11 @@ class DagLayer(nn.Module):
         lowest = torch.finfo(prev.dtype).min
         # Node t reads j in [start[t], t): the earliest predecessor of node t in any dialogue of the batch
         # (the window is short when every speaker has spoken recently); earlier nodes would get weight 0.
-        has_pred = edges.any(2)
-        start = torch.where(has_pred, edges.int().argmax(2), t_max).amin(0).tolist()
+        # Under vmap (mmemolr.train.stacked) the window cannot depend on values: every node reads all of them.
+        if torch._C._are_functorch_transforms_active():
+            start = [0] * t_max
+        else:
+            start = torch.where(edges.any(2), edges.int().argmax(2), t_max).amin(0).tolist()
         prev_t = prev.unbind(1)
         keys: list[torch.Tensor] = []  # per node j: (B,) the H_j half of its score
         states: list[torch.Tensor] = []  # H_j^l
