@@ -125,6 +125,36 @@ def test_dialoguernn_matches_the_per_step_reference(bidirectional, attention, li
             torch.testing.assert_close(got[b, :len(spk)], ref, atol=1e-5, rtol=1e-4)
 
 
+def _gradients_match_reference(model, reference, n_outputs):
+    """Parameter and input gradients of the batched model equal those of autograd through the per-step
+    reference (the batched recurrences compute their weight gradients themselves: StepLinear)."""
+    x, speakers, mask = _batch()
+    x.requires_grad_(True)
+    torch.manual_seed(5)
+    seeds = [torch.randn(mask.shape[0], mask.shape[1], 64) for _ in range(n_outputs)]
+    out = model(x, speakers, mask, 3)
+    got_outputs = (out.logits, out.context, out.speaker, out.emotion)[:n_outputs]
+    loss = sum((o * w[..., :o.shape[-1]] * mask.unsqueeze(-1)).sum() for o, w in zip(got_outputs, seeds))
+    params = [p for p in model.parameters()]
+    got = torch.autograd.grad(loss, [x, *params], allow_unused=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    loss = 0
+    for b, spk in enumerate(SPEAKERS):
+        spk = [s for s in spk if s >= 0]
+        for o, w in zip(reference(model, x_ref[b, :len(spk)], spk), seeds):
+            loss = loss + (o * w[b, :len(spk), :o.shape[-1]]).sum()
+    want = torch.autograd.grad(loss, [x_ref, *params], allow_unused=True)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a if a is not None else torch.zeros_like(b), b if b is not None else torch.zeros_like(a),
+                                   atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bidirectional,listener", [(False, True), (True, False)])
+def test_dialoguernn_gradients_match_the_per_step_reference(bidirectional, listener):
+    model = _small("dialoguernn", bidirectional=bidirectional, listener=listener)
+    _gradients_match_reference(model, lambda m, u, spk: _rnn_reference(m, u, spk, 3), 4)
+
+
 # ---------------------------------------------------------------- DialogueGCN
 
 
@@ -231,6 +261,10 @@ def test_dag_erc_matches_the_per_node_reference(omega):
             torch.testing.assert_close(got[b, :len(spk)], ref, atol=1e-5, rtol=1e-4)
 
 
+def test_dag_erc_gradients_match_the_per_node_reference():
+    _gradients_match_reference(_small("dag-erc", window_same_speaker=2), _dag_reference, 3)
+
+
 def test_dag_edges_stop_at_the_speakers_previous_turn():
     from mmemolr.model.backbones.dag_erc import dag_edges
 
@@ -279,6 +313,28 @@ def test_no_future_context_where_the_backbone_reads_only_the_past(name, extra):
     for field in ("logits", "speaker", "context"):
         torch.testing.assert_close(getattr(a, field)[0, :4], getattr(b, field)[0, :4])
         assert not torch.allclose(getattr(a, field)[0, 4:7], getattr(b, field)[0, 4:7])
+
+
+@pytest.mark.parametrize("name", ["dialoguernn", "dag-erc"])
+def test_runs_stacked_with_vmap_give_each_runs_outputs_and_gradients(name):
+    """mmemolr.train.stacked runs several models as one with vmap + functional_call."""
+    from torch.func import functional_call, vmap
+
+    model = _small(name)
+    x, speakers, mask = _batch()
+    runs = [{k: v.detach() + 0.1 * r * torch.randn_like(v) for k, v in model.named_parameters()} for r in range(2)]
+    stacked = {k: torch.stack([run[k] for run in runs]).requires_grad_() for k in runs[0]}
+    inputs = [torch.stack([t, t]) for t in (x, speakers, mask)]  # batched like the weights, as stacked does
+    out = vmap(lambda p, *batch: functional_call(model, p, (*batch, 3)).logits)(stacked, *inputs)
+    grads = torch.autograd.grad((out * mask.unsqueeze(-1)).pow(2).sum(), list(stacked.values()), allow_unused=True)
+    for r, run in enumerate(runs):
+        params = {k: v.clone().requires_grad_() for k, v in run.items()}
+        one = functional_call(model, params, (x, speakers, mask, 3)).logits
+        torch.testing.assert_close(out[r], one, atol=1e-5, rtol=1e-4)
+        want = torch.autograd.grad((one * mask.unsqueeze(-1)).pow(2).sum(), list(params.values()), allow_unused=True)
+        for got, ref in zip(grads, want):
+            if ref is not None:
+                torch.testing.assert_close(got[r], ref, atol=1e-5, rtol=1e-4)
 
 
 def test_bidirectional_backbones_do_read_the_future():

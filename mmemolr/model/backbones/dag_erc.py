@@ -16,7 +16,11 @@ H_j^l of a predecessor is the same layer's output, so within a layer the nodes a
 order: the only Python loop is over time steps (times layers); each step is batched over the dialogues,
 and the (B, T, T) predecessor and same-speaker masks are built once, vectorised, from the speakers.
 Node i reads only nodes j < i: there is no future context, and padding (after the real steps) is never
-read by a real node.
+read by a real node. Per step, the relation transforms act on the two attention-weighted sums,
+M_i^l = W_same^l Σ_{j same} α_ij^l H_j^l + W_other^l Σ_{j other} α_ij^l H_j^l (equal to the sum above),
+GRU_H and GRU_M are one GRU update over a group dimension, the parts of both GRUs that read H^{l-1} are
+computed for all steps before the loop, and the per-step products leave their weight gradients to one
+product after the loop's backward (:class:`~mmemolr.model.steplinear.StepLinear`).
 
 Roles for label refinement: ``speaker`` = H̃_i^L, the node information unit of the last layer (the
 utterance's own recurrent stream, updated by the message in which the same-speaker relation, the
@@ -36,8 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
+from mmemolr.model.backbones.base import Backbone, register_backbone
 from mmemolr.model.predictor import PredictorOutput, _gru
+from mmemolr.model.steplinear import StepLinear
 
 
 @dataclass
@@ -83,37 +88,55 @@ class DagLayer(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """H^l, H̃^l, C^l (B, T, D) from H^{l-1} ``prev``."""
         b, t_max, d = prev.shape
+        if not t_max:
+            empty = prev.new_zeros(b, 0, d)
+            return empty, empty, empty
         q_score = self.score_query(prev).squeeze(-1).unbind(1)  # (B,) per step
         # Parts of both GRUs that depend on H^{l-1} only, for all steps at once.
         node_gh = F.linear(prev, self.gru_node.weight_hh, self.gru_node.bias_hh).unbind(1)
         ctx_gi = F.linear(prev, self.gru_context.weight_ih, self.gru_context.bias_ih).unbind(1)
-        w_m = torch.cat([self.gru_node.weight_ih, self.gru_context.weight_hh], 0).t()  # M -> both GRUs
-        b_m = torch.cat([self.gru_node.bias_ih, self.gru_context.bias_hh], 0)
-        w_kv = torch.cat([self.score_key.weight, self.w_same.weight, self.w_other.weight], 0).t()  # (D, 1+2D)
+        # M_i = W_same Σ_{j same} α_ij H_j + W_other Σ_{j other} α_ij H_j: the relation weights act once on
+        # the two attention-weighted sums, not on every predecessor.
+        relation = StepLinear(torch.cat([self.w_same.weight, self.w_other.weight], 1).t())  # (2D, D)
+        to_gates = StepLinear(torch.cat([self.gru_node.weight_ih, self.gru_context.weight_hh], 0).t())  # M -> both
+        # the bias expanded to every step (views): its gradient is summed once, not at every step
+        b_m = torch.cat([self.gru_node.bias_ih, self.gru_context.bias_hh], 0).expand(t_max, b, 6 * d).unbind(0)
+        # (B, 2, T) per node i: the same-speaker and other-speaker predecessors j. Multiplying the softmax by
+        # these also zeroes the non-predecessors (and the all-masked row of a node without predecessors).
+        relation_t = torch.stack([same, edges & ~same], 2).to(prev.dtype).unbind(1)
+        blocked_t = (~edges).unbind(1)
+        lowest = torch.finfo(prev.dtype).min
+        # Node t reads j in [start[t], t): the earliest predecessor of node t in any dialogue of the batch
+        # (the window is short when every speaker has spoken recently); earlier nodes would get weight 0.
+        # Under vmap (mmemolr.train.stacked) the window cannot depend on values: every node reads all of them.
+        if torch._C._are_functorch_transforms_active():
+            start = [0] * t_max
+        else:
+            start = torch.where(edges.any(2), edges.int().argmax(2), t_max).amin(0).tolist()
         prev_t = prev.unbind(1)
-        edges_t, same_t = edges.unbind(1), same.unbind(1)
-        keys: list[torch.Tensor] = []  # per node j: (B, 1 + 2D) = score_key ⊕ W_same H_j ⊕ W_other H_j
-        out_h, out_node, out_ctx = [], [], []
+        keys: list[torch.Tensor] = []  # per node j: (B,) the H_j half of its score
+        states: list[torch.Tensor] = []  # H_j^l
+        out_node, out_ctx = [], []
         for t in range(t_max):
-            if t:
-                kv = torch.stack(keys, 1)  # (B, t, 1 + 2D)
-                alpha = padded_softmax(q_score[t].unsqueeze(1) + kv[..., 0], edges_t[t][:, :t])  # (B, t)
-                values = torch.where(same_t[t][:, :t].unsqueeze(-1), kv[..., 1:1 + d], kv[..., 1 + d:])
-                m = torch.bmm(alpha.unsqueeze(1), values).squeeze(1)
+            lo = start[t]
+            if lo < t:
+                scores = q_score[t].unsqueeze(1) + torch.stack(keys[lo:], 1)
+                alpha = torch.softmax(scores.masked_fill(blocked_t[t][:, lo:t], lowest), -1)
+                alpha = alpha.unsqueeze(1) * relation_t[t][..., lo:t]  # (B, 2, t - lo): α_ij by relation
+                sums = torch.bmm(alpha, torch.stack(states[lo:], 1))  # (B, 2, D)
+                m = relation(sums.view(b, 2 * d))
             else:
                 m = prev.new_zeros(b, d)
-            gm = torch.addmm(b_m, m, w_m)  # (B, 6D): GRU_H input part, GRU_M hidden part
-            node = _gru(gm[:, :3 * d], node_gh[t], prev_t[t])
-            ctx = _gru(ctx_gi[t], gm[:, 3 * d:], m)
+            gi_node, gh_ctx = to_gates(m, b_m[t]).split(3 * d, dim=-1)  # GRU_H input part, GRU_M hidden part
+            # both GRUs as one update over a group dimension: [GRU_H; GRU_M]
+            node, ctx = _gru(torch.stack([gi_node, ctx_gi[t]]), torch.stack([node_gh[t], gh_ctx]),
+                             torch.stack([prev_t[t], m])).unbind(0)
             h = node + ctx
-            keys.append(h @ w_kv)
-            out_h.append(h)
+            keys.append(self.score_key(h).squeeze(-1))
+            states.append(h)
             out_node.append(node)
             out_ctx.append(ctx)
-        if not t_max:
-            empty = prev.new_zeros(b, 0, d)
-            return empty, empty, empty
-        return torch.stack(out_h, 1), torch.stack(out_node, 1), torch.stack(out_ctx, 1)
+        return torch.stack(states, 1), torch.stack(out_node, 1), torch.stack(out_ctx, 1)
 
 
 @register_backbone

@@ -30,9 +30,14 @@ D_e = D_h = 100, dropout 0.1, the bidirectional model with "+Att", no active lis
 recurrent dropout inside the cells is not used here.
 
 Vectorised over the batch: the parts of every GRU input that depend on u_t only, and the attention query,
-are one matrix product before the loop over time steps, and the two directions of the bidirectional model
-run in the same loop as one batched product per GRU (the directions' weights stacked); a padded step leaves
-every state unchanged.
+are products before the loop over time steps, and the two directions of the bidirectional model run in the
+same loop as one batched product per step (the directions' weights stacked). Inside the loop, GRU_G and
+GRU_P (which read only states of step t - 1) are one GRU update over the stacked groups, and GRU_E, which
+feeds nothing back, runs after it: its input part (from q_{s,t}) for all steps in one product, then a
+loop over e alone. The per-step products leave their weight gradients to one product after the loop's
+backward (:class:`~mmemolr.model.steplinear.StepLinear`). Padding follows a dialogue's real steps and no
+real step reads it; a padded step leaves the party states unchanged, and its g_t and e_t outputs are the
+last real step's.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from torch import nn
 
 from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
 from mmemolr.model.predictor import PredictorOutput, _attend, _gru, reverse_steps
+from mmemolr.model.steplinear import StepLinear
 
 
 @dataclass
@@ -73,7 +79,7 @@ class DialogueRNNCells(nn.Module):
 
 
 def _stack(weights: list[torch.Tensor]) -> torch.Tensor:
-    """Per-direction (out, in) weights -> (K, in, out), for a batched product over the directions."""
+    """Per-group (out, in) weights -> (K, in, out), for a batched product over the groups."""
     return torch.stack([w.t() for w in weights])
 
 
@@ -82,70 +88,87 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
     """Global, speaker and emotion states (K, B, T, ·) of K directions at once, one set of cells each.
 
     ``u`` (K, B, T, du): each direction's utterance order; ``onehot`` (K, T, B, P): the speaking party, zero
-    on padded steps; ``valid`` (T, B, 1): real steps (the same in every direction). Every product is one
-    batched matrix product over the K directions, so the bidirectional model costs one loop over time."""
+    on padded steps; ``valid`` (T, B, 1): real steps (the same in every direction). The loop over time
+    carries g and the party states only; per step:
+
+    * GRU_G and GRU_P read only states of step t - 1 (the attention reads g_0 .. g_{t-1}), so their four
+      state products (q_{s,t-1} and c_t into the inputs, g_{t-1} and q_{s,t-1} into the hidden parts) are
+      one product batched over 4K groups (D_g = D_p), and their gates one GRU update over 2K groups;
+    * the u_t parts of the GRU inputs and the attention query are computed for all steps before the loop,
+      GRU_E's input part (from q_{s,t}) for all steps after it, in a second loop over e only;
+    * the per-step products are :class:`StepLinear`: their weight gradients are one product after the
+      loop's backward.
+    """
     k, b, t_max, du = u.shape
     first = cells[0]
-    dg, dp, de = first.gru_g.hidden_size, first.gru_p.hidden_size, first.gru_e.hidden_size
+    d, de = first.gru_g.hidden_size, first.gru_e.hidden_size  # D_g = D_p
     p = onehot.shape[-1]
     listener = first.gru_l is not None
+    if not t_max:
+        return u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, de)
+    # Split, not sliced: the backward of a split is one cat, that of two slices two zero-filled copies.
+    w_g = [c.gru_g.weight_ih.split((du, d), 1) for c in cells]  # (u part, q_{s,t-1} part)
+    w_p = [c.gru_p.weight_ih.split((du, d), 1) for c in cells]  # (u part, c_t part)
+    w_l = [c.gru_l.weight_ih.split((du, d), 1) for c in cells] if listener else None
 
-    def input_block(c: DialogueRNNCells) -> tuple[torch.Tensor, torch.Tensor]:
-        blocks = [(c.gru_g.weight_ih[:, :du], c.gru_g.bias_ih), (c.gru_p.weight_ih[:, :du], c.gru_p.bias_ih),
-                  (c.att.weight, c.att.weight.new_zeros(dg))]
-        if listener:
-            blocks.append((c.gru_l.weight_ih[:, :du], c.gru_l.bias_ih))
-        return torch.cat([w for w, _ in blocks], 0), torch.cat([bias for _, bias in blocks], 0)
-
-    w_u, b_u = zip(*(input_block(c) for c in cells))
-    # Everything that depends on u_t only, for all steps and directions in one product: (T, K, B, ·).
-    pre = torch.baddbmm(torch.stack(b_u).unsqueeze(1), u.reshape(k, b * t_max, du), _stack(list(w_u)))
-    pre = pre.view(k, b, t_max, -1).permute(2, 0, 1, 3)
-    sizes = [3 * dg, 3 * dp, dg] + ([3 * dp] if listener else [])
-    parts = [x.unbind(0) for x in pre.split(sizes, dim=-1)]
-    pre_g, pre_p = parts[0], parts[1]
-    query = [q.reshape(k * b, dg, 1) for q in parts[2]]
-    pre_l = parts[3] if listener else None
-    w_gq = _stack([c.gru_g.weight_ih[:, du:] for c in cells])
-    w_pc = _stack([c.gru_p.weight_ih[:, du:] for c in cells])
-    w_gh, b_gh = _stack([c.gru_g.weight_hh for c in cells]), torch.stack([c.gru_g.bias_hh for c in cells]).unsqueeze(1)
-    w_ph, b_ph = _stack([c.gru_p.weight_hh for c in cells]), torch.stack([c.gru_p.bias_hh for c in cells]).unsqueeze(1)
-    w_ei, b_ei = _stack([c.gru_e.weight_ih for c in cells]), torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1)
-    w_eh, b_eh = _stack([c.gru_e.weight_hh for c in cells]), torch.stack([c.gru_e.bias_hh for c in cells]).unsqueeze(1)
+    # Everything that depends on u_t only, for all steps: (T, ·, B, ·) time-major, per direction.
+    u_tm = u.transpose(1, 2)  # (K, T, B, du)
+    pre_g = [F.linear(u_tm[i], w_g[i][0], c.gru_g.bias_ih) for i, c in enumerate(cells)]
+    pre_p = [F.linear(u_tm[i], w_p[i][0], c.gru_p.bias_ih) for i, c in enumerate(cells)]
+    hid_bias = [c.gru_g.bias_hh.expand_as(pre_g[0]) for c in cells] + [c.gru_p.bias_hh.expand_as(pre_g[0]) for c in cells]
+    # Added to the 4K-group product of every step: [GRU_G input, GRU_P input, GRU_G hidden, GRU_P hidden].
+    add_gp = torch.stack(pre_g + pre_p + hid_bias, 1).unbind(0)  # (4K, B, 3D) per step
+    query = torch.stack([F.linear(u_tm[i], c.att.weight) for i, c in enumerate(cells)], 1)
+    query = query.reshape(t_max, k * b, d, 1).unbind(0)  # q_t = W_α^T u_t: (KB, D, 1) per step
+    gp = StepLinear(_stack([w[1] for w in w_g] + [w[1] for w in w_p]
+                           + [c.gru_g.weight_hh for c in cells] + [c.gru_p.weight_hh for c in cells]))
     if listener:
-        w_lq = _stack([c.gru_l.weight_ih[:, du:] for c in cells])
-        w_lh = _stack([c.gru_l.weight_hh for c in cells])
+        pre_l = torch.stack([F.linear(u_tm[i], w_l[i][0], c.gru_l.bias_ih) for i, c in enumerate(cells)], 1)
+        pre_l = pre_l.unbind(0)  # (K, B, 3D) per step
+        l_in, l_hid = StepLinear(_stack([w[1] for w in w_l])), StepLinear(_stack([c.gru_l.weight_hh for c in cells]))
         b_lh = torch.stack([c.gru_l.bias_hh for c in cells]).unsqueeze(1)
     onehot_t = onehot.reshape(k, t_max, b, 1, p).unbind(1)  # (K, B, 1, P) per step
     speaks_t = (onehot > 0).unsqueeze(-1).unbind(1)  # (K, B, P, 1) per step
     valid_t = valid.unbind(0)  # (B, 1) per step, broadcast over K
 
-    g = u.new_zeros(k, b, dg)
-    e = u.new_zeros(k, b, de)
-    parties = u.new_zeros(k, b, p, dp)
+    g = u.new_zeros(k, b, d)
+    parties = u.new_zeros(k, b, p, d)
     history: list[torch.Tensor] = []
-    out_g, out_q, out_e = [], [], []
+    out_g, out_q = [], []
     for t in range(t_max):
-        q_prev = torch.matmul(onehot_t[t], parties).squeeze(2)  # q_{s,t-1}: (K, B, Dp)
-        g_new = _gru(torch.baddbmm(pre_g[t], q_prev, w_gq), torch.baddbmm(b_gh, g, w_gh), g)
-        c = _attend(history, query[t], True, k * b, dg).view(k, b, dg)  # over g_0 .. g_{t-1}
-        q_new = _gru(torch.baddbmm(pre_p[t], c, w_pc), torch.baddbmm(b_ph, q_prev, w_ph), q_prev)
+        q_prev = torch.matmul(onehot_t[t], parties).squeeze(2)  # q_{s,t-1}: (K, B, D)
+        c = _attend(history, query[t], True, k * b, d).view(k, b, d)  # over g_0 .. g_{t-1}
+        states = torch.cat([q_prev, c, g, q_prev])  # inputs of GRU_G, GRU_P; hidden states of GRU_G, GRU_P
+        gi, gh = gp(states, add_gp[t]).chunk(2)
+        g_new, q_new = _gru(gi, gh, states[2 * k:]).chunk(2)
         if listener:
-            gi_l = torch.baddbmm(pre_l[t], q_new, w_lq).unsqueeze(2)  # (K, B, 1, 3Dp)
-            gh_l = torch.baddbmm(b_lh, parties.reshape(k, b * p, dp), w_lh).view(k, b, p, 3 * dp)
-            heard = _gru(gi_l.expand(k, b, p, -1), gh_l, parties)
+            gh_l = l_hid(parties.reshape(k, b * p, d), b_lh).view(k, b, p, 3 * d)
+            heard = _gru(l_in(q_new, pre_l[t]).unsqueeze(2).expand(k, b, p, -1), gh_l, parties)  # every party
             parties = torch.where(valid_t[t].unsqueeze(-1), heard, parties)
         parties = torch.where(speaks_t[t], q_new.unsqueeze(2), parties)
-        e_new = _gru(torch.baddbmm(b_ei, q_new, w_ei), torch.baddbmm(b_eh, e, w_eh), e)
-        g = torch.where(valid_t[t], g_new, g)
-        e = torch.where(valid_t[t], e_new, e)
-        history.append(g.reshape(k * b, dg))
+        g = g_new
+        history.append(g.reshape(k * b, d))
         out_g.append(g)
         out_q.append(q_new)
+    q_all = torch.stack(out_q, 1)  # (K, T, B, D)
+    # GRU_E reads q_{s,t}: its input part for all steps in one product, then the recurrence over e alone.
+    pre_e = torch.baddbmm(torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1), q_all.view(k, t_max * b, d),
+                          _stack([c.gru_e.weight_ih for c in cells])).view(k, t_max, b, 3 * de).unbind(1)
+    e_hid = StepLinear(_stack([c.gru_e.weight_hh for c in cells]))
+    # expanded to every step (views): its gradient is summed once, not at every step
+    b_eh = torch.stack([c.gru_e.bias_hh for c in cells]).unsqueeze(1).expand(t_max, k, b, 3 * de).unbind(0)
+    e = u.new_zeros(k, b, de)
+    out_e = []
+    for t in range(t_max):
+        e = _gru(pre_e[t], e_hid(e, b_eh[t]), e)
         out_e.append(e)
-    if not t_max:
-        return u.new_zeros(k, b, 0, dg), u.new_zeros(k, b, 0, dp), u.new_zeros(k, b, 0, de)
-    return torch.stack(out_g, 2), torch.stack(out_q, 2), torch.stack(out_e, 2)
+    # Padding follows a dialogue's real steps, so g and e of its padded steps reach no real step; in the
+    # outputs they are the last real step's (a padded step leaves the states unchanged).
+    lengths = valid.sum(0).view(1, b, 1, 1)
+    held = torch.minimum(torch.arange(t_max, device=u.device).view(1, 1, -1, 1), (lengths - 1).clamp(min=0))
+    g_out, e_out = (torch.stack(out, 2) for out in (out_g, out_e))
+    g_out, e_out = ((x.gather(2, held.expand_as(x)) * (lengths > 0)) for x in (g_out, e_out))
+    return g_out, q_all.transpose(1, 2), e_out
 
 
 @register_backbone
