@@ -19,9 +19,11 @@ Measured, all through the compare code path (run_sweep -> run_training):
   .venv/bin/python benchmarks/bench_compare.py [--jobs 2] [--epochs 3] [--repeats 3] [--seeds 5] [--full]
 
 With --batched-vs-jobs only this is measured instead: table6 with --seeds seeds (7 subsets x 2 targets x
-seeds runs) at exactly --epochs epochs each, unbatched with --jobs N against --batched with --jobs N (one
-group per target, the groups in parallel), each arm in a fresh process, interleaved, --repeats times
-(median): wall seconds, seconds per run-epoch, peak RSS of a worker (one run, or one group), ratio.
+seeds runs) at exactly --epochs epochs each, unbatched with --jobs N against --batched with --jobs N (on CPU
+one group per subset and target, the groups in parallel), each arm in a fresh process, interleaved,
+--repeats times (median): wall seconds, CPU seconds (the arm's process and workers: less sensitive to the
+share of a busy machine an arm got), seconds per run-epoch, peak RSS of a worker (one run, or one group),
+ratios.
 
   .venv/bin/python benchmarks/bench_compare.py --batched-vs-jobs --seeds 2 --epochs 2 --repeats 1
 
@@ -101,7 +103,11 @@ def one_arm(corpus: Path, out: Path, jobs: int, batched: bool, seeds: int, epoch
         raise SystemExit(f"runs failed: {[(f.name, f.error) for f in report.failures]}")
     kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if jobs > 1 else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"wall_s": seconds, "runs": len(plan.runs), "epochs": epochs,
+    # CPU seconds of this process and its (finished) workers: less sensitive than the wall time to how
+    # much of a shared machine the arm got.
+    cpu = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return {"wall_s": seconds, "cpu_s": cpu, "runs": len(plan.runs), "epochs": epochs,
             "s_per_run_epoch": seconds / (len(plan.runs) * epochs), "peak_worker_rss_mib": kib / 1024}
 
 
@@ -117,7 +123,9 @@ def batched_vs_jobs(corpus: Path, work: Path, jobs: int, seeds: int, epochs: int
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
             arms[arm].append(json.loads(done.stdout.strip().splitlines()[-1]))
     med = {arm: statistics.median(r["wall_s"] for r in results) for arm, results in arms.items()}
-    return {"arms": arms, "median_wall_s": med, "speedup_batched": med["jobs"] / med["batched"]}
+    cpu = {arm: statistics.median(r["cpu_s"] for r in results) for arm, results in arms.items()}
+    return {"arms": arms, "median_wall_s": med, "speedup_batched": med["jobs"] / med["batched"],
+            "median_cpu_s": cpu, "cpu_ratio_batched": cpu["jobs"] / cpu["batched"]}
 
 
 def main() -> None:
@@ -149,14 +157,15 @@ def main() -> None:
         if args.batched_vs_jobs:
             numbers = batched_vs_jobs(corpus, work, args.jobs, args.seeds, args.epochs, args.repeats)
             rows = [[f"--jobs {args.jobs}" + (" --batched" if arm == "batched" else ""),
-                     f"{numbers['median_wall_s'][arm]:.1f} s",
+                     f"{numbers['median_wall_s'][arm]:.1f} s", f"{numbers['median_cpu_s'][arm]:.1f} s",
                      f"{statistics.median(r['s_per_run_epoch'] for r in results):.2f} s",
                      f"{max(r['peak_worker_rss_mib'] for r in results):.0f} MiB"]
                     for arm, results in numbers["arms"].items()]
             runs = numbers["arms"]["jobs"][0]["runs"]
-            print(format_table(["arm", "wall (median)", "s per run-epoch", "peak worker RSS"], rows,
-                               title=f"table6 on {args.corpus}, {runs} runs x {args.epochs} epochs: batched is "
-                                     f"{numbers['speedup_batched']:.2f}x the speed of --jobs {args.jobs}"))
+            print(format_table(["arm", "wall (median)", "CPU (median)", "s per run-epoch", "peak worker RSS"],
+                               rows, title=f"table6 on {args.corpus}, {runs} runs x {args.epochs} epochs: batched "
+                                           f"is {numbers['speedup_batched']:.2f}x the speed of --jobs {args.jobs} "
+                                           f"({numbers['cpu_ratio_batched']:.2f}x in CPU seconds)"))
             if args.json:
                 Path(args.json).write_text(json.dumps(numbers, indent=2) + "\n")
             return

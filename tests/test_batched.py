@@ -1,8 +1,9 @@
 """Batched groups (mmemolr.train.batched): each run of a group is its single-run twin.
 
 The twins are trained with the single-run code (mmemolr.train.loop.train_epoch, run_training) from the
-same seed, so the same initial weights and batch order; dropout is off (the twins' dropout masks cannot be
-drawn alike) and the step-level checks run in float64.
+same seed, so the same initial weights; each twin replays the batches its run drew in the group
+(mmemolr.fuse.group_plans: its own members of each length bucket, in the group's order); dropout is off
+(the twins' dropout masks cannot be drawn alike) and the step-level checks run in float64.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 from train_helpers import make_corpus, prepare
 
 from mmemolr.config import load_config
-from mmemolr.train import batched
+from mmemolr.fuse import batch_plan, collate
+from mmemolr.train import batched, loop
 from mmemolr.train.batched import GroupTrainer, build_stack, group_runs, restrict, train_group
 from mmemolr.train.build import build_model
 from mmemolr.train.checkpoint import load_checkpoint
@@ -43,6 +45,40 @@ def features(tmp_path_factory) -> Path:
     corpus = make_corpus(sizes={"train": 14, "dev": 6, "test": 6}, max_len=6)
     return prepare(tmp_path_factory.mktemp("batched") / "features", corpus, modalities=("text", "audio", "visual"),
                    dim=5)
+
+
+@pytest.fixture
+def replay(monkeypatch):
+    """Records the plans each run of a group trains on (by seed: the runs of a test have distinct seeds);
+    ``replay.on()`` then makes single-run training take, epoch after epoch, the plans its seed's run took."""
+    recorded: dict[int, list[list[list[int]]]] = {}
+    group_plans = batched.group_plans
+
+    def recording(lengths, batch_size, generators, bucket):
+        plans = group_plans(lengths, batch_size, generators, bucket)
+        for g, plan in zip(generators, plans):
+            recorded.setdefault(g.initial_seed(), []).append(plan)
+        return plans
+
+    def replaying(data, dialogues, batch_size, generator=None, bucket=True):
+        if generator is None:  # evaluation
+            yield from original(data, dialogues, batch_size, generator, bucket)
+            return
+        batch_plan([len(d) for d in dialogues], batch_size, generator, bucket)  # the same draws as alone
+        for idx in recorded[generator.initial_seed()].pop(0):
+            yield collate(data, [dialogues[i] for i in idx])
+
+    original = loop.iterate_batches
+    monkeypatch.setattr(batched, "group_plans", recording)
+
+    class Replay:
+        plans = recorded
+
+        @staticmethod
+        def on() -> None:
+            monkeypatch.setattr(loop, "iterate_batches", replaying)
+
+    return Replay
 
 
 def _config(seed: int, modalities: list[str], *extra: str) -> TrainConfig:
@@ -92,7 +128,7 @@ def _group(configs: list[TrainConfig], features: Path):
 
 @pytest.mark.parametrize("target", ["onehot", "ls", "lcm", "rld"])
 @pytest.mark.parametrize("emotion_speaker", ["previous", "updated"])
-def test_each_run_of_a_group_matches_its_single_run_twin(features, target, emotion_speaker):
+def test_each_run_of_a_group_matches_its_single_run_twin(features, target, emotion_speaker, replay):
     extra = [f"target.name={target}", f"model.emotion_speaker={emotion_speaker}", "optim.grad_clip=0.5"]
     configs = [_config(seed, mods, *extra) for seed, mods in MEMBERS]
     epochs = 3
@@ -104,6 +140,7 @@ def test_each_run_of_a_group_matches_its_single_run_twin(features, target, emoti
         trainer.train_epoch(active, data, data.features, data.split("train"),
                             on_step=(lambda losses: steps.append(losses)) if epoch == 0 else None)
     group_steps = torch.stack(steps)  # (steps, R)
+    replay.on()
     for r, config in enumerate(configs):
         twin_steps, twin, twin_data = _twin_epochs(config, features, epochs)
         assert group_steps.shape[0] == len(twin_steps)
@@ -149,6 +186,8 @@ def test_grouping_rule():
                _config(2, ["t", "a"]), _config(0, ["t"], "optim.lr=0.5")]
     assert group_runs(configs) == [[0, 1, 3], [2], [4]]
     assert group_runs(configs, group_size=2) == [[0, 1], [3], [2], [4]]
+    # On CPU (compare --batched) a group does not mix modality subsets; runs of one subset still group.
+    assert group_runs([*configs, _config(5, ["t"])], mixed_subsets=False) == [[0, 5], [1], [2], [3], [4]]
     with pytest.raises(ValueError, match="more than seed and modalities"):
         train_group([configs[0], configs[2]], ["a", "b"])
 
@@ -157,12 +196,13 @@ def _best(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir / "best.pt")
 
 
-def test_early_stopping_and_outputs_match_single_runs(features, tmp_path):
+def test_early_stopping_and_outputs_match_single_runs(features, tmp_path, replay):
     """Runs stop at their own epochs; each run folder holds what run_training writes for its twin."""
     configs = [_config(seed, mods, "optim.max_epochs=9", "optim.patience=2", "target.name=rld")
                for seed, mods in MEMBERS]
     dirs = [tmp_path / "group" / f"run{i}" for i in range(len(configs))]
     results = train_group(configs, dirs, features, progress=False)
+    replay.on()
     epochs = set()
     for config, run_dir, res in zip(configs, dirs, results):
         twin = run_training(config, tmp_path / "single" / run_dir.name, features, progress=False)
@@ -259,3 +299,58 @@ def test_cli_train_seeds_and_compare_batched(features, tmp_path, capsys):
     # Rerun: every run is complete and skipped.
     assert main(args) == 0
     assert "0 run(s) trained, 12 already complete" in capsys.readouterr().out
+
+
+# A training process that SIGKILLs itself (kill -9: no cleanup, no finally) when it is about to write its
+# n-th last.pt: with n = runs + 1, just after every run's first epoch was recorded and saved.
+_DIES = """
+import os, signal, sys
+from mmemolr.train import batched
+from mmemolr.cli.main import main
+calls = {"n": 0}
+save = batched.save_checkpoint
+def save_or_die(obj, path):
+    calls["n"] += 1
+    if calls["n"] == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    save(obj, path)
+batched.save_checkpoint = save_or_die
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_killed_group_resumes_to_the_uninterrupted_results(features, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mmemolr.cli.main import main
+
+    def args(out: Path) -> list[str]:
+        return ["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t,a", "--target",
+                "rld", "--seeds", "0,1", "--out", str(out), "--quiet", "--threads", "1", "model.hidden=6",
+                "model.label_dim=4", "optim.max_epochs=3", "optim.patience=3", "device=cpu"]
+
+    assert main(args(tmp_path / "whole")) == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(batched.__file__).parents[2])}
+    killed = subprocess.run([sys.executable, "-c", _DIES, "3", *args(tmp_path / "cut")], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    cut = tmp_path / "cut"
+    for seed in (0, 1):
+        state = load_checkpoint(cut / f"seed{seed}" / "last.pt")["state"]
+        assert state["epoch"] == 1 and not (cut / f"seed{seed}" / "results.json").exists()
+    assert main(args(cut)) == 0
+    for seed in (0, 1):
+        a, b = tmp_path / "whole" / f"seed{seed}", cut / f"seed{seed}"
+        ra, rb = (json.loads((d / "results.json").read_text()) for d in (a, b))
+        assert ra["test"] == rb["test"] and ra["best_epoch"] == rb["best_epoch"]
+        ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+        assert [r["epoch"] for r in mb] == [1, 2, 3]
+        for x, y in zip(ma, mb):
+            assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-6)
+            assert x["valid_loss"] == pytest.approx(y["valid_loss"], rel=1e-6)
+        best_a, best_b = _best(a), _best(b)
+        for key in best_a:
+            assert torch.equal(best_a[key], best_b[key]), key

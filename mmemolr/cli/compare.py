@@ -40,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="local trainings at once, in worker processes with cores/jobs threads each; on a GPU "
                         "they share it (default: %(default)s)")
     parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
-                        help="train the runs that differ only in seed and modalities as one batched model (one "
-                        "task per group; docs/batched.md). Default: on with a CUDA device, off on CPU (measured "
-                        "slower there)")
+                        help="train the runs that differ only in seed (and, on a CUDA device, modalities) as one "
+                        "batched model (one task per group; docs/batched.md). Default: on with a CUDA device, "
+                        "off on CPU (measured no faster there)")
     parser.add_argument("--group-size", type=int, default=None,
                         help="--batched: at most this many runs per group, to bound memory (default: all)")
     parser.add_argument("--threads", type=int,

@@ -158,13 +158,16 @@ def _store_files(run_dir: Path, files: dict[str, bytes]) -> None:
 
 def group_tasks(tasks: list[RunTask], group_size: int | None = None) -> list[RunTask]:
     """The runs as batched groups (mmemolr.train.batched.group_runs): one task per group of at most
-    ``group_size`` runs; a group of one stays a plain run."""
+    ``group_size`` runs; a group of one stays a plain run. Runs on different modality subsets share a
+    group on a CUDA device only: on CPU each subset has its own groups (measured, docs/batched.md)."""
     from mmemolr.config import from_dict
     from mmemolr.train.batched import group_runs
+    from mmemolr.train.device import resolve_device
 
     configs = [from_dict(TrainConfig, t.config) for t in tasks]
+    mixed = bool(configs) and resolve_device(configs[0].device).type == "cuda"
     out = []
-    for members in group_runs(configs, group_size):
+    for members in group_runs(configs, group_size, mixed_subsets=mixed):
         first = tasks[members[0]]
         if len(members) == 1:
             out.append(first)

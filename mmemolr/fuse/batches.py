@@ -47,14 +47,10 @@ def collate(data: FusedData, dialogues: Sequence[DialogueIndex]) -> Batch:
     )
 
 
-def batch_plan(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None,
-               bucket: bool = True) -> list[list[int]]:
-    """Indices of the dialogues in each batch.
-
-    With a generator (training) the order is random: a random permutation, then (with ``bucket``) a
-    stable sort by length, so dialogues of equal length are mixed at random, then the batches are
-    shuffled. Without one (evaluation) dialogues are sorted by length and batched in order.
-    """
+def _chunks(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None,
+            bucket: bool) -> tuple[list[list[int]], list[int]]:
+    """:func:`batch_plan`'s batches before shuffling (in length order with ``bucket``) and the order it
+    shuffles them into (identity without a generator); draws from ``generator`` exactly what it draws."""
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     n = len(lengths)
@@ -66,9 +62,36 @@ def batch_plan(lengths: Sequence[int], batch_size: int, generator: torch.Generat
     if bucket:
         order = order[np.argsort(lengths_arr[order], kind="stable")]
     batches = [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
-    if generator is not None:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-    return batches
+    shuffle = torch.randperm(len(batches), generator=generator).tolist() if generator is not None else \
+        list(range(len(batches)))
+    return batches, shuffle
+
+
+def batch_plan(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None,
+               bucket: bool = True) -> list[list[int]]:
+    """Indices of the dialogues in each batch.
+
+    With a generator (training) the order is random: a random permutation, then (with ``bucket``) a
+    stable sort by length, so dialogues of equal length are mixed at random, then the batches are
+    shuffled. Without one (evaluation) dialogues are sorted by length and batched in order.
+    """
+    batches, shuffle = _chunks(lengths, batch_size, generator, bucket)
+    return [batches[i] for i in shuffle]
+
+
+def group_plans(lengths: Sequence[int], batch_size: int, generators: Sequence[torch.Generator],
+                bucket: bool = True) -> list[list[list[int]]]:
+    """The plans of runs trained as one batched group (mmemolr.train.batched), one per generator.
+
+    Each run draws its batches as :func:`batch_plan` does (its own random membership, the same draws
+    from its generator), but all runs take them in the order the first run's generator draws. With
+    ``bucket`` the k-th batch in length order holds the same lengths for every run (only which of the
+    dialogues of equal length it holds differs), so every step of the group is as long, and as wide, as
+    each run's own batch: no run is padded to another's. The first run's plan is its
+    :func:`batch_plan`; each other's is a uniformly random order of its own batches, as alone."""
+    drawn = [_chunks(lengths, batch_size, g, bucket) for g in generators]
+    shuffle = drawn[0][1]
+    return [[batches[i] for i in shuffle] for batches, _ in drawn]
 
 
 def iterate_batches(data: FusedData, dialogues: Sequence[DialogueIndex], batch_size: int,

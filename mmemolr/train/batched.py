@@ -5,8 +5,9 @@ same backbone, target and optimiser settings, so their weights have the same sha
 the union of the group's modalities (mmemolr.train.stacked). Each run stays itself:
 
 - its own seed: initial weights (its model is built exactly as ``run_training`` builds it, then embedded),
-  shuffling order (its own generator draws its own batch plan; the runs' batches of a step are padded
-  into one tensor), dropout masks (vmap randomness="different");
+  batches (its own generator draws which dialogues of each length bucket form its batches, as alone; the
+  group takes the buckets in one order, the first run's, so that no run is padded to another's longer
+  dialogues: mmemolr.fuse.group_plans), dropout masks (vmap randomness="different");
 - its own modality subset: absent modalities and their availability columns are zero in its input, the
   weights reading them are zero and stay zero (no gradient, no decay);
 - its own loss (the group's loss is the sum of per-run means), gradient clipping (per-run norm), Adam
@@ -37,7 +38,7 @@ from typing import Any
 import torch
 
 from mmemolr.config import to_dict
-from mmemolr.fuse import DialogueIndex, FusedData, ZNorm, batch_plan, collate
+from mmemolr.fuse import DialogueIndex, FusedData, ZNorm, batch_plan, collate, group_plans
 from mmemolr.fuse.sources import MODALITY_NAMES, normalise_modalities
 from mmemolr.progress import Progress
 from mmemolr.train import rundir
@@ -74,14 +75,20 @@ def group_key(config: TrainConfig) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-def group_runs(configs: Sequence[TrainConfig], group_size: int | None = None) -> list[list[int]]:
+def group_runs(configs: Sequence[TrainConfig], group_size: int | None = None,
+               mixed_subsets: bool = True) -> list[list[int]]:
     """Indices of ``configs`` by group (first-appearance order), each group cut into chunks of at most
-    ``group_size`` runs (None: no limit)."""
+    ``group_size`` runs (None: no limit). ``mixed_subsets=False`` also keeps each modality subset in
+    groups of its own: then no run reads the union's wider input (on CPU the union's width costs more
+    than the batching saves; docs/batched.md)."""
     if group_size is not None and group_size < 1:
         raise ValueError(f"--group-size must be at least 1, got {group_size}")
     groups: dict[str, list[int]] = {}
     for i, config in enumerate(configs):
-        groups.setdefault(group_key(config), []).append(i)
+        key = group_key(config)
+        if not mixed_subsets:
+            key += repr(normalise_modalities(config.modalities))
+        groups.setdefault(key, []).append(i)
     out = []
     for members in groups.values():
         size = group_size or len(members)
@@ -249,7 +256,9 @@ class GroupTrainer:
         ema_steps = self.ema_steps[idx].clone()
         masks = self.stacked.input_masks[idx]
         lengths = [len(d) for d in dialogues]
-        plans = [batch_plan(lengths, optim.batch_dialogues, self.runs[r].generator, optim.bucket) for r in active]
+        # Every run draws its own batches, taken in one shared order so that a step pads no run to
+        # another's longer dialogues (mmemolr.fuse.group_plans).
+        plans = group_plans(lengths, optim.batch_dialogues, [self.runs[r].generator for r in active], optim.bucket)
         total = torch.zeros(len(active), dtype=torch.float64)
         count = torch.zeros(len(active), dtype=torch.float64)
         params = [w[k] for k in self.names]
