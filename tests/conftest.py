@@ -57,3 +57,15 @@ def emorynlp_corpus(emorynlp_root):
     from mmemolr.corpus import load_corpus
 
     return load_corpus("emorynlp", emorynlp_root)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy machine thread spinning makes them many times
+    slower. A module opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

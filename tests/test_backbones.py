@@ -20,14 +20,7 @@ from mmemolr.model.predictor import EmotionPredictor
 from mmemolr.train.build import build_model
 from mmemolr.train.config import TrainConfig, check_train_config
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny per-step products: a second thread only adds synchronisation (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Three dialogues of different lengths (padded at the end), three parties.

@@ -31,13 +31,7 @@ from mmemolr.train.run import make_optimizer, run_training
 MEMBERS = [(0, ["t"]), (1, ["t", "a"]), (2, ["a", "v"]), (3, ["v", "t", "a"])]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: more threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
