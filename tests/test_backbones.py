@@ -148,6 +148,64 @@ def test_dialoguernn_gradients_match_the_per_step_reference(bidirectional, liste
     _gradients_match_reference(model, lambda m, u, spk: _rnn_reference(m, u, spk, 3), 4)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_dialoguernn_hand_written_backward_equals_autograd(bidirectional, monkeypatch):
+    """The recurrences' hand-written backward (dialoguernn_bptt) against autograd through the per-step loop,
+    in float64: the same outputs and the same gradients of every parameter and of the input."""
+    from mmemolr.model.backbones import dialoguernn as module
+
+    model = _small("dialoguernn", bidirectional=bidirectional).double().train()
+    x, speakers, mask = _batch()
+    x = x.double().requires_grad_(True)
+    torch.manual_seed(3)
+    seeds = [torch.randn(*mask.shape, 16, dtype=torch.float64) for _ in range(4)]
+
+    def run():
+        out = model(x, speakers, mask, 3)
+        fields = (out.logits, out.context, out.speaker, out.emotion)
+        loss = sum((o * w[..., :o.shape[-1]] * mask.unsqueeze(-1)).sum() for o, w in zip(fields, seeds))
+        return fields, torch.autograd.grad(loss, [x, *model.parameters()], allow_unused=True)
+
+    fast_outputs, fast_grads = run()
+    monkeypatch.setattr(module, "fast_path_applies", lambda listener: False)
+    slow_outputs, slow_grads = run()
+    for a, b in zip(fast_outputs, slow_outputs):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    assert sum(g is not None for g in fast_grads) == len(list(model.parameters())) + 1
+    for a, b in zip(fast_grads, slow_grads):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+def test_dialoguernn_recurrences_pass_gradcheck():
+    """Finite differences against the hand-written backward passes themselves (padding rows included)."""
+    from mmemolr.model.backbones.dialoguernn_bptt import global_party_recurrence, gru_sequence
+
+    torch.manual_seed(0)
+    k, t, b, f, d, p = 2, 4, 3, 5, 3, 2
+    dbl = {"dtype": torch.float64}
+    u = torch.randn(k, t, b, f, **dbl, requires_grad=True)
+    onehot = F.one_hot(torch.randint(0, p, (k, t, b)), p).to(torch.float64)
+    onehot[:, -1, 0] = 0  # a padded step
+    params = [[torch.randn(3 * d, f + d, **dbl) * 0.5 for _ in range(2 * k)], [torch.randn(3 * d, d, **dbl) * 0.5 for _ in range(2 * k)],
+              [torch.randn(3 * d, **dbl) for _ in range(2 * k)], [torch.randn(3 * d, **dbl) for _ in range(2 * k)],
+              [torch.randn(d, f, **dbl) for _ in range(k)]]
+    flat = [w.requires_grad_() for group in params for w in group]
+    sizes = [len(group) for group in params]
+
+    def recurrence(u, *flat):
+        groups, i = [], 0
+        for n in sizes:
+            groups.append(list(flat[i:i + n]))
+            i += n
+        return global_party_recurrence(u, onehot, *groups)
+
+    assert torch.autograd.gradcheck(recurrence, (u, *flat))
+    pre = torch.randn(t, k, b, 3 * d, **dbl, requires_grad=True)
+    w_hh = torch.randn(k, 3 * d, d, **dbl, requires_grad=True)
+    b_hh = torch.randn(k, 3 * d, **dbl, requires_grad=True)
+    assert torch.autograd.gradcheck(gru_sequence, (pre, w_hh, b_hh))
+
+
 # ---------------------------------------------------------------- DialogueGCN
 
 

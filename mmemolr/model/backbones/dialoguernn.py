@@ -34,10 +34,14 @@ are products before the loop over time steps, and the two directions of the bidi
 same loop as one batched product per step (the directions' weights stacked). Inside the loop, GRU_G and
 GRU_P (which read only states of step t - 1) are one GRU update over the stacked groups, and GRU_E, which
 feeds nothing back, runs after it: its input part (from q_{s,t}) for all steps in one product, then a
-loop over e alone. The per-step products leave their weight gradients to one product after the loop's
-backward (:class:`~mmemolr.model.steplinear.StepLinear`). Padding follows a dialogue's real steps and no
-real step reads it; a padded step leaves the party states unchanged, and its g_t and e_t outputs are the
-last real step's.
+loop over e alone. Both loops have a hand-written backward pass through time
+(:mod:`~mmemolr.model.backbones.dialoguernn_bptt`: a few batched ops per step, every weight gradient one
+product after the loop); with the active listener, and under torch.func transforms (batched groups of
+runs), autograd runs through the per-step ops instead (:func:`_global_party_autograd`), with the per-step
+products' weight gradients deferred by :class:`~mmemolr.model.steplinear.StepLinear`. The two paths agree
+to float64 rounding (tests/test_backbones.py). Padding follows a dialogue's real steps and no real step
+reads it; a padded step leaves the party states unchanged, and its g_t and e_t outputs are the last real
+step's.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
+from mmemolr.model.backbones.dialoguernn_bptt import fast_path_applies, global_party_recurrence, gru_sequence
 from mmemolr.model.predictor import PredictorOutput, _attend, _gru, reverse_steps
 from mmemolr.model.steplinear import StepLinear
 
@@ -83,29 +88,15 @@ def _stack(weights: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([w.t() for w in weights])
 
 
-def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Global, speaker and emotion states (K, B, T, ·) of K directions at once, one set of cells each.
-
-    ``u`` (K, B, T, du): each direction's utterance order; ``onehot`` (K, T, B, P): the speaking party, zero
-    on padded steps; ``valid`` (T, B, 1): real steps (the same in every direction). The loop over time
-    carries g and the party states only; per step:
-
-    * GRU_G and GRU_P read only states of step t - 1 (the attention reads g_0 .. g_{t-1}), so their four
-      state products (q_{s,t-1} and c_t into the inputs, g_{t-1} and q_{s,t-1} into the hidden parts) are
-      one product batched over 4K groups (D_g = D_p), and their gates one GRU update over 2K groups;
-    * the u_t parts of the GRU inputs and the attention query are computed for all steps before the loop,
-      GRU_E's input part (from q_{s,t}) for all steps after it, in a second loop over e only;
-    * the per-step products are :class:`StepLinear`: their weight gradients are one product after the
-      loop's backward.
-    """
+def _global_party_autograd(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torch.Tensor,
+                           valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """g_t (K, B, T, D) and q_{s,t} (K, T, B, D) through autograd over per-step ops (see
+    :func:`_run_directions`): the path with the active listener and under torch.func transforms."""
     k, b, t_max, du = u.shape
     first = cells[0]
-    d, de = first.gru_g.hidden_size, first.gru_e.hidden_size  # D_g = D_p
+    d = first.gru_g.hidden_size
     p = onehot.shape[-1]
     listener = first.gru_l is not None
-    if not t_max:
-        return u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, de)
     # Split, not sliced: the backward of a split is one cat, that of two slices two zero-filled copies.
     w_g = [c.gru_g.weight_ih.split((du, d), 1) for c in cells]  # (u part, q_{s,t-1} part)
     w_p = [c.gru_p.weight_ih.split((du, d), 1) for c in cells]  # (u part, c_t part)
@@ -150,23 +141,59 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
         history.append(g.reshape(k * b, d))
         out_g.append(g)
         out_q.append(q_new)
-    q_all = torch.stack(out_q, 1)  # (K, T, B, D)
+    return torch.stack(out_g, 2), torch.stack(out_q, 1)
+
+
+def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Global, speaker and emotion states (K, B, T, ·) of K directions at once, one set of cells each.
+
+    ``u`` (K, B, T, du): each direction's utterance order; ``onehot`` (K, T, B, P): the speaking party, zero
+    on padded steps; ``valid`` (T, B, 1): real steps (the same in every direction). The loop over time
+    carries g and the party states only; per step:
+
+    * GRU_G and GRU_P read only states of step t - 1 (the attention reads g_0 .. g_{t-1}), so their four
+      state products (q_{s,t-1} and c_t into the inputs, g_{t-1} and q_{s,t-1} into the hidden parts) are
+      one product batched over 4K groups (D_g = D_p), and their gates one GRU update over 2K groups;
+    * the u_t parts of the GRU inputs and the attention query are computed for all steps before the loop,
+      GRU_E's input part (from q_{s,t}) for all steps after it, in a second loop over e only;
+    * both loops have a hand-written backward (``dialoguernn_bptt``) where it applies, else autograd runs
+      through them with the per-step products' weight gradients deferred (:class:`StepLinear`).
+    """
+    k, b, t_max, du = u.shape
+    first = cells[0]
+    d, de = first.gru_g.hidden_size, first.gru_e.hidden_size  # D_g = D_p
+    listener = first.gru_l is not None
+    if not t_max:
+        return u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, de)
+    if fast_path_applies(listener):
+        gru = [c.gru_g for c in cells] + [c.gru_p for c in cells]
+        g_out, q_all = global_party_recurrence(
+            u.transpose(1, 2), onehot, [m.weight_ih for m in gru], [m.weight_hh for m in gru],
+            [m.bias_ih for m in gru], [m.bias_hh for m in gru], [c.att.weight for c in cells])
+    else:
+        g_out, q_all = _global_party_autograd(cells, u, onehot, valid)
     # GRU_E reads q_{s,t}: its input part for all steps in one product, then the recurrence over e alone.
-    pre_e = torch.baddbmm(torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1), q_all.view(k, t_max * b, d),
-                          _stack([c.gru_e.weight_ih for c in cells])).view(k, t_max, b, 3 * de).unbind(1)
-    e_hid = StepLinear(_stack([c.gru_e.weight_hh for c in cells]))
-    # expanded to every step (views): its gradient is summed once, not at every step
-    b_eh = torch.stack([c.gru_e.bias_hh for c in cells]).unsqueeze(1).expand(t_max, k, b, 3 * de).unbind(0)
-    e = u.new_zeros(k, b, de)
-    out_e = []
-    for t in range(t_max):
-        e = _gru(pre_e[t], e_hid(e, b_eh[t]), e)
-        out_e.append(e)
+    pre_e = torch.baddbmm(torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1), q_all.reshape(k, t_max * b, d),
+                          _stack([c.gru_e.weight_ih for c in cells])).view(k, t_max, b, 3 * de)
+    if fast_path_applies(False):
+        e_out = gru_sequence(pre_e.transpose(0, 1), torch.stack([c.gru_e.weight_hh for c in cells]),
+                             torch.stack([c.gru_e.bias_hh for c in cells])).permute(1, 2, 0, 3)  # (K, B, T, De)
+    else:
+        e_hid = StepLinear(_stack([c.gru_e.weight_hh for c in cells]))
+        # expanded to every step (views): its gradient is summed once, not at every step
+        b_eh = torch.stack([c.gru_e.bias_hh for c in cells]).unsqueeze(1).expand(t_max, k, b, 3 * de).unbind(0)
+        pre_e = pre_e.unbind(1)
+        e = u.new_zeros(k, b, de)
+        out_e = []
+        for t in range(t_max):
+            e = _gru(pre_e[t], e_hid(e, b_eh[t]), e)
+            out_e.append(e)
+        e_out = torch.stack(out_e, 2)
     # Padding follows a dialogue's real steps, so g and e of its padded steps reach no real step; in the
     # outputs they are the last real step's (a padded step leaves the states unchanged).
     lengths = valid.sum(0).view(1, b, 1, 1)
     held = torch.minimum(torch.arange(t_max, device=u.device).view(1, 1, -1, 1), (lengths - 1).clamp(min=0))
-    g_out, e_out = (torch.stack(out, 2) for out in (out_g, out_e))
     g_out, e_out = ((x.gather(2, held.expand_as(x)) * (lengths > 0)) for x in (g_out, e_out))
     return g_out, q_all.transpose(1, 2), e_out
 

@@ -1,0 +1,220 @@
+"""DialogueRNN's global and party recurrences with a hand-written backward pass through time.
+
+The recurrence of :mod:`mmemolr.model.backbones.dialoguernn` (GRU_G, the attention over the global
+history, GRU_P, the party states) written as one :class:`torch.autograd.Function`: the forward loop runs
+without recording a graph and keeps what the backward needs per step (the products' inputs, the gates,
+the attention weights); the backward loop runs the chain rule over the steps in reverse with a handful of
+batched ops per step, and every weight gradient is one product over all steps after it (as cuDNN's RNN
+backward does). Autograd through the per-step ops did the same arithmetic with about twice the ops and
+an autograd node for each; on two CPU cores the recurrence was most of an epoch's time.
+
+Same values as the autograd loop (``_run_directions``); only the order of floating-point sums differs.
+Used where that loop has no option it lacks: without the active listener, outside torch.func transforms
+(the batched groups of ``mmemolr.train.stacked`` vmap the autograd loop), and not twice differentiable.
+
+Shapes: K directions (their cells stacked), T steps, B dialogues, P parties, D = D_g = D_p, F = D_u.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def fast_path_applies(listener: bool) -> bool:
+    """Whether :func:`global_party_recurrence` may replace the autograd loop here."""
+    return not listener and not torch._C._are_functorch_transforms_active()
+
+
+def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor],
+                            w_hh: list[torch.Tensor], b_ih: list[torch.Tensor], b_hh: list[torch.Tensor],
+                            w_att: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """g_t (K, B, T, D) and q_{s,t} (K, T, B, D) of K directions.
+
+    ``u`` (K, T, B, F) each direction's utterance vectors, time-major; ``onehot`` (K, T, B, P) the
+    speaking party (zero rows on padded steps); ``w_ih`` (3D, F + D), ``w_hh`` (3D, D), ``b_ih``/``b_hh``
+    (3D,): 2K of each, GRU_G of the K directions, then GRU_P of the K directions (PyTorch's GRUCell
+    layout: gates r, z, n; GRU_G reads u_t ⊕ q_{s,t-1}, GRU_P reads u_t ⊕ c_t); ``w_att`` K times (D, F),
+    the attention's W_α (query q_t = W_α u_t). The parameters are passed as they are, not stacked: a
+    stack would copy the input weights at every batch.
+    """
+    k = u.shape[0]
+    if not len(w_ih) == len(w_hh) == len(b_ih) == len(b_hh) == 2 * k or len(w_att) != k:
+        raise ValueError(f"{k} directions need 2K = {2 * k} GRU weights of each kind and K attention weights")
+    return _GlobalParty.apply(u, onehot, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)
+
+
+class _GlobalParty(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, onehot, *params):
+        k, t_max, b, f = u.shape
+        w_ih, w_hh, b_ih, b_hh = (params[i * 2 * k:(i + 1) * 2 * k] for i in range(4))
+        w_att = params[8 * k:]
+        d = w_hh[0].shape[-1]
+        p = onehot.shape[-1]
+        kb, rows = k * b, t_max * b
+        u_rows = u.reshape(k, rows, f)
+        # Added to every step's product over 4K groups [GRU_G input, GRU_P input, GRU_G hidden, GRU_P hidden]:
+        # the u_t parts of both GRUs' inputs (with b_ih) for all steps, and b_hh.
+        add = u.new_empty(4 * k, t_max, b, 3 * d)
+        for i in range(2 * k):
+            torch.addmm(b_ih[i], u_rows[i % k], w_ih[i][:, :f].t(), out=add[i].view(rows, 3 * d))
+            add[2 * k + i] = b_hh[i]
+        query = u.new_empty(t_max, k, b, d)
+        for i in range(k):
+            query[:, i] = (u_rows[i] @ w_att[i].t()).view(t_max, b, d)
+        query = query.view(t_max, kb, d)
+        w_back = torch.stack([w[:, f:] for w in w_ih] + list(w_hh))  # (4K, 3D, D): the input gradient's layout
+        w_step = w_back.transpose(1, 2).contiguous()  # (4K, D, 3D)
+        onehot_tm = onehot.transpose(0, 1).reshape(t_max, kb, 1, p)
+        speaks = (onehot_tm > 0).view(t_max, k, b, p, 1)
+
+        states = u.new_zeros(t_max, 4 * k, b, d)  # the products' inputs [q_{s,t-1}, c_t, g_{t-1}, q_{s,t-1}]
+        acts = u.new_empty(t_max, 4 * k, b, 3 * d)  # the products (gate pre-activations)
+        rz = u.new_empty(t_max, 2 * k, b, 2 * d)
+        h = u.new_empty(t_max, 2 * k, b, d)  # n_t, then overwritten by [g_t, q_{s,t}]
+        n_all = u.new_empty(t_max, 2 * k, b, d)
+        # Time-major, so that the keys g_0 .. g_{t-1} are one contiguous block: the attention is elementwise
+        # products and sums over them (batched products over KB strided blocks loop over the batch on CPU).
+        alpha = u.new_zeros(t_max, t_max, kb)  # attention weights of step t over steps < t
+        history = u.new_empty(t_max, kb, d)  # g_t: the attention's keys and an output
+        parties = u.new_zeros(kb, p, d)
+        for t in range(t_max):
+            x = states[t]
+            torch.bmm(onehot_tm[t], parties, out=x[:k].view(kb, 1, d))
+            x[3 * k:] = x[:k]
+            if t:
+                x[2 * k:3 * k] = h[t - 1, :k]
+                keys = history[:t]  # (t, KB, D)
+                weights = torch.softmax((keys * query[t]).sum(-1), 0, out=alpha[t, :t])  # (t, KB)
+                torch.sum(weights.unsqueeze(-1) * keys, 0, out=x[k:2 * k].view(kb, d))
+            a = torch.baddbmm(add[:, t], x, w_step, out=acts[t])
+            r_z = torch.add(a[:2 * k, :, :2 * d], a[2 * k:, :, :2 * d], out=rz[t]).sigmoid_()
+            n = torch.addcmul(a[:2 * k, :, 2 * d:], r_z[..., :d], a[2 * k:, :, 2 * d:], out=n_all[t]).tanh_()
+            h_new = torch.lerp(n, x[2 * k:], r_z[..., d:], out=h[t])
+            history[t] = h_new[:k].view(kb, d)
+            parties = torch.where(speaks[t], h_new[k:].unsqueeze(2), parties.view(k, b, p, d)).view(kb, p, d)
+        ctx.save_for_backward(u_rows, onehot_tm, w_back, query, states, acts, rz, n_all, alpha, history, *w_ih, *w_att)
+        ctx.shape = (k, t_max, b, f, d, p)
+        return history.view(t_max, k, b, d).permute(1, 2, 0, 3), h[:, k:].transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_g, grad_q):
+        u_rows, onehot_tm, w_back, query, states, acts, rz, n_all, alpha, history, *weights = ctx.saved_tensors
+        k, t_max, b, f, d, p = ctx.shape
+        w_ih, w_att = weights[:2 * k], weights[2 * k:]
+        kb = k * b
+        # dL/dg_t, to which the loop adds the attention's gradients for the keys
+        grad_g = (u_rows.new_zeros(t_max, kb, d) if grad_g is None
+                  else grad_g.permute(2, 0, 1, 3).reshape(t_max, kb, d).clone())
+        grad_q = u_rows.new_zeros(t_max, k, b, d) if grad_q is None else grad_q.transpose(0, 1)
+        # The gate pre-activations' gradients are dL/dh_t times factors of the forward values, computed for
+        # all steps at once: with h = n + z (h_prev - n), n = tanh(a_n + r gh_n), r = σ(.), z = σ(.),
+        #   d a_r = dh (1 - z)(1 - n²) gh_n r (1 - r),  d a_z = dh (h_prev - n) z (1 - z),
+        #   d a_n (input) = dh (1 - z)(1 - n²),  d gh_n (hidden) = that times r.
+        r, z = rz[..., :d], rz[..., d:]
+        n, gh_n, h_prev = n_all, acts[:, 2 * k:, :, 2 * d:], states[:, 2 * k:]
+        dn = (1 - z) * (1 - n * n)
+        factor = u_rows.new_empty(t_max, 2, 2 * k, b, 3, d)
+        factor[:, 0, ..., 2, :] = dn
+        factor[:, 1, ..., 2, :] = dn * r
+        torch.mul(dn * gh_n, r * (1 - r), out=factor[:, 0, ..., 0, :])
+        torch.mul(h_prev - n, z * (1 - z), out=factor[:, 0, ..., 1, :])
+        factor[:, 1, ..., :2, :] = factor[:, 0, ..., :2, :]
+        z = z.contiguous()
+        keep = 1 - onehot_tm.transpose(2, 3)  # (T, KB, P, 1): the speaker's slot was replaced at t
+
+        grad_acts = u_rows.new_empty(t_max, 4 * k, b, 3 * d)
+        grad_query = u_rows.new_zeros(t_max, kb, d)
+        dh = u_rows.new_empty(2 * k, b, d)
+        carry_g = u_rows.new_zeros(k, b, d)  # dL/dg_t through step t + 1's GRU_G hidden input
+        grad_parties = u_rows.new_zeros(kb, p, d)  # dL/d party states after step t
+        for t in reversed(range(t_max)):
+            torch.add(grad_g[t].view(k, b, d), carry_g, out=dh[:k])
+            torch.baddbmm(grad_q[t].reshape(kb, 1, d), onehot_tm[t], grad_parties, out=dh[k:].view(kb, 1, d))
+            grad_parties.mul_(keep[t])
+            da = torch.mul(factor[t], dh.view(1, 2 * k, b, 1, d), out=grad_acts[t].view(2, 2 * k, b, 3, d))
+            d_in = torch.bmm(da.view(4 * k, b, 3 * d), w_back)  # (4K, B, D)
+            carry_g = torch.addcmul(d_in[2 * k:3 * k], dh[:k], z[t, :k])
+            dq_prev = torch.addcmul(d_in[:k] + d_in[3 * k:], dh[k:], z[t, k:])
+            grad_parties.baddbmm_(onehot_tm[t].transpose(1, 2), dq_prev.view(kb, 1, d))
+            if t:
+                dc = d_in[k:2 * k].view(kb, d)
+                keys = history[:t]  # (t, KB, D)
+                a = alpha[t, :t]  # (t, KB)
+                da = (keys * dc).sum(-1)
+                ds = (a * (da - (a * da).sum(0))).unsqueeze(-1)  # softmax backward: d scores
+                torch.sum(ds * keys, 0, out=grad_query[t])
+                # the keys get a from c_t = Σ a_i g_i and ds from the scores q_t · g_i
+                grad_g[:t].addcmul_(a.unsqueeze(-1), dc).addcmul_(ds, query[t])
+        # weight gradients: one product each over all steps
+        rows = t_max * b
+        grad_acts = grad_acts.transpose(0, 1).reshape(4 * k, rows, 3 * d)
+        states = states.transpose(0, 1).reshape(4 * k, rows, d)
+        grad_in = grad_acts[:2 * k]
+        grad_w_ih = [grad_in[i].t() @ torch.cat([u_rows[i % k], states[i]], -1) for i in range(2 * k)]
+        grad_w_hh = list(torch.bmm(grad_acts[2 * k:].transpose(1, 2), states[2 * k:]).unbind(0))
+        grad_b_ih = list(grad_in.sum(1).unbind(0))
+        grad_b_hh = list(grad_acts[2 * k:].sum(1).unbind(0))
+        grad_query = grad_query.view(t_max, k, b, d).transpose(0, 1).reshape(k, rows, d)
+        grad_w_att = [grad_query[i].t() @ u_rows[i] for i in range(k)]
+        grad_u = None
+        if ctx.needs_input_grad[0]:
+            grad_u = torch.stack([grad_in[i] @ w_ih[i][:, :f] + grad_in[k + i] @ w_ih[k + i][:, :f]
+                                  + grad_query[i] @ w_att[i] for i in range(k)]).view(k, t_max, b, f)
+        return grad_u, None, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_att
+
+
+def gru_sequence(pre: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """GRU states h_t (T, K, B, H) of K independent GRUs from h_0 = 0 over precomputed input parts.
+
+    ``pre`` (T, K, B, 3H): each step's input pre-activations W_ih x_t + b_ih; ``w_hh`` (K, 3H, H) and
+    ``b_hh`` (K, 3H) the hidden weights (PyTorch's GRUCell layout, gates r, z, n).
+    """
+    return _GruSequence.apply(pre, w_hh, b_hh)
+
+
+class _GruSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, w_hh, b_hh):
+        t_max, k, b, _ = pre.shape
+        d = w_hh.shape[-1]
+        w_step = w_hh.transpose(1, 2).contiguous()  # (K, H, 3H)
+        bias = b_hh.unsqueeze(1)
+        acts = pre.new_empty(t_max, k, b, 3 * d)  # the hidden products W_hh h_{t-1} + b_hh
+        rz = pre.new_empty(t_max, k, b, 2 * d)
+        n_all = pre.new_empty(t_max, k, b, d)
+        h = pre.new_empty(t_max + 1, k, b, d)  # h_0 = 0, then the outputs
+        h[0] = 0
+        for t in range(t_max):
+            a = torch.baddbmm(bias, h[t], w_step, out=acts[t])
+            r_z = torch.add(pre[t, ..., :2 * d], a[..., :2 * d], out=rz[t]).sigmoid_()
+            n = torch.addcmul(pre[t, ..., 2 * d:], r_z[..., :d], a[..., 2 * d:], out=n_all[t]).tanh_()
+            torch.lerp(n, h[t], r_z[..., d:], out=h[t + 1])
+        ctx.save_for_backward(w_hh, acts, rz, n_all, h)
+        return h[1:]
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        w_hh, acts, rz, n_all, h = ctx.saved_tensors
+        t_max, k, b, d = n_all.shape
+        # d pre (= d of the input pre-activations) and d of the hidden products, per step: dL/dh_t times
+        # factors of the forward values (as in _GlobalParty.backward), for all steps at once.
+        r, z = rz[..., :d], rz[..., d:]
+        n, h_prev = n_all, h[:-1]
+        dn = (1 - z) * (1 - n * n)
+        factor = n.new_empty(t_max, 2, k, b, 3, d)
+        factor[:, 0, ..., 2, :] = dn
+        factor[:, 1, ..., 2, :] = dn * r
+        torch.mul(dn * acts[..., 2 * d:], r * (1 - r), out=factor[:, 0, ..., 0, :])
+        torch.mul(h_prev - n, z * (1 - z), out=factor[:, 0, ..., 1, :])
+        factor[:, 1, ..., :2, :] = factor[:, 0, ..., :2, :]
+        z = z.contiguous()
+        grad = n.new_empty(t_max, 2, k, b, 3 * d)  # [d pre, d hidden product] per step
+        carry = n.new_zeros(k, b, d)
+        for t in reversed(range(t_max)):
+            dh = grad_h[t] + carry
+            da = torch.mul(factor[t], dh.view(1, k, b, 1, d), out=grad[t].view(2, k, b, 3, d)).view(2, k, b, 3 * d)
+            carry = torch.baddbmm(dh * z[t], da[1], w_hh)
+        grad_hidden = grad[:, 1].transpose(0, 1).reshape(k, t_max * b, 3 * d)
+        grad_w_hh = torch.bmm(grad_hidden.transpose(1, 2), h_prev.transpose(0, 1).reshape(k, t_max * b, d))
+        return grad[:, 0], grad_w_hh, grad_hidden.sum(1)
