@@ -150,7 +150,7 @@ def test_dialoguernn_gradients_match_the_per_step_reference(bidirectional, liste
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_dialoguernn_hand_written_backward_equals_autograd(bidirectional, monkeypatch):
-    """The recurrences' hand-written backward (dialoguernn_bptt) against autograd through the per-step loop,
+    """The recurrences' hand-written backward (mmemolr.model.bptt) against autograd through the per-step loop,
     in float64: the same outputs and the same gradients of every parameter and of the input."""
     from mmemolr.model.backbones import dialoguernn as module
 
@@ -167,7 +167,7 @@ def test_dialoguernn_hand_written_backward_equals_autograd(bidirectional, monkey
         return fields, torch.autograd.grad(loss, [x, *model.parameters()], allow_unused=True)
 
     fast_outputs, fast_grads = run()
-    monkeypatch.setattr(module, "fast_path_applies", lambda listener: False)
+    monkeypatch.setattr(module, "fast_path_applies", lambda unsupported=False: False)
     slow_outputs, slow_grads = run()
     for a, b in zip(fast_outputs, slow_outputs):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
@@ -176,9 +176,9 @@ def test_dialoguernn_hand_written_backward_equals_autograd(bidirectional, monkey
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
 
 
-def test_dialoguernn_recurrences_pass_gradcheck():
+def test_dialogue_recurrences_pass_gradcheck():
     """Finite differences against the hand-written backward passes themselves (padding rows included)."""
-    from mmemolr.model.backbones.dialoguernn_bptt import global_party_recurrence, gru_sequence
+    from mmemolr.model.bptt import global_party_recurrence, gru_sequence
 
     torch.manual_seed(0)
     k, t, b, f, d, p = 2, 4, 3, 5, 3, 2
@@ -192,14 +192,17 @@ def test_dialoguernn_recurrences_pass_gradcheck():
     flat = [w.requires_grad_() for group in params for w in group]
     sizes = [len(group) for group in params]
 
-    def recurrence(u, *flat):
-        groups, i = [], 0
-        for n in sizes:
-            groups.append(list(flat[i:i + n]))
-            i += n
-        return global_party_recurrence(u, onehot, *groups)
+    def recurrence(attention):
+        def run(u, *flat):
+            groups, i = [], 0
+            for n in sizes:
+                groups.append(list(flat[i:i + n]))
+                i += n
+            return global_party_recurrence(u, onehot, *groups, attention=attention)
+        return run
 
-    assert torch.autograd.gradcheck(recurrence, (u, *flat))
+    for attention in (True, False):
+        assert torch.autograd.gradcheck(recurrence(attention), (u, *flat))
     pre = torch.randn(t, k, b, 3 * d, **dbl, requires_grad=True)
     w_hh = torch.randn(k, 3 * d, d, **dbl, requires_grad=True)
     b_hh = torch.randn(k, 3 * d, **dbl, requires_grad=True)

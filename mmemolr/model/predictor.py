@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmemolr.model.bptt import fast_path_applies, global_party_recurrence, gru_sequence
+
 
 @dataclass
 class PredictorOutput:
@@ -101,6 +103,8 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
     own, and GRU_C is batched with GRU_S instead).
     """
     b, t_max, du = u.shape
+    if t_max and not trace and fast_path_applies():
+        return _recur_hand_written(cells, u, onehot, valid, attention, emotion_reads_updated)
     d = cells.gru_c.hidden_size
     p = onehot.shape[-1]
     wc, we, ws = cells.gru_c.weight_ih, cells.gru_e.weight_ih, cells.gru_s.weight_ih
@@ -168,6 +172,29 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
     ce = torch.stack(out_ce, 2)  # (2, B, T, D)
     party_states = torch.stack(trace_states, 1) if trace else None
     return ce[0], torch.stack(out_s, 1), ce[1], party_states
+
+
+def _recur_hand_written(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
+                        attention: bool, emotion_reads_updated: bool,
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+    """:func:`_recur` through the recurrences of :mod:`mmemolr.model.bptt` (their backward is written by
+    hand): GRU_C, the attention and GRU_S as one recurrence, then GRU_E, which feeds nothing back, over
+    its inputs u_t ⊕ s_{p,t-1} (or s_{p,t}) computed for all steps in one product."""
+    b, t_max, _ = u.shape
+    u_tm = u.transpose(0, 1)  # (T, B, du)
+    gru = (cells.gru_c, cells.gru_s)
+    context, speaker, speaker_prev = global_party_recurrence(
+        u_tm.unsqueeze(0), onehot.unsqueeze(0), [m.weight_ih for m in gru], [m.weight_hh for m in gru],
+        [m.bias_ih for m in gru], [m.bias_hh for m in gru], [cells.att.weight], attention=attention)
+    read = (speaker if emotion_reads_updated else speaker_prev)[0]  # (T, B, D)
+    pre_e = F.linear(torch.cat([u_tm, read], -1), cells.gru_e.weight_ih, cells.gru_e.bias_ih)
+    emotion = gru_sequence(pre_e.unsqueeze(1), cells.gru_e.weight_hh.unsqueeze(0),
+                           cells.gru_e.bias_hh.unsqueeze(0))[:, 0].transpose(0, 1)  # (B, T, D)
+    # The autograd loop leaves c and e unchanged on padded steps: hold the last real step's there too.
+    lengths = valid.sum(0).view(b, 1, 1)
+    held = torch.minimum(torch.arange(t_max, device=u.device).view(1, -1, 1), (lengths - 1).clamp(min=0))
+    context, emotion = ((x.gather(1, held.expand_as(x)) * (lengths > 0)) for x in (context[0], emotion))
+    return context, speaker[0].transpose(0, 1), emotion, None
 
 
 def reverse_steps(tensor: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ same loop as one batched product per step (the directions' weights stacked). Ins
 GRU_P (which read only states of step t - 1) are one GRU update over the stacked groups, and GRU_E, which
 feeds nothing back, runs after it: its input part (from q_{s,t}) for all steps in one product, then a
 loop over e alone. Both loops have a hand-written backward pass through time
-(:mod:`~mmemolr.model.backbones.dialoguernn_bptt`: a few batched ops per step, every weight gradient one
+(:mod:`~mmemolr.model.bptt`: a few batched ops per step, every weight gradient one
 product after the loop); with the active listener, and under torch.func transforms (batched groups of
 runs), autograd runs through the per-step ops instead (:func:`_global_party_autograd`), with the per-step
 products' weight gradients deferred by :class:`~mmemolr.model.steplinear.StepLinear`. The two paths agree
@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
-from mmemolr.model.backbones.dialoguernn_bptt import fast_path_applies, global_party_recurrence, gru_sequence
+from mmemolr.model.bptt import fast_path_applies, global_party_recurrence, gru_sequence
 from mmemolr.model.predictor import PredictorOutput, _attend, _gru, reverse_steps
 from mmemolr.model.steplinear import StepLinear
 
@@ -157,7 +157,7 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
       one product batched over 4K groups (D_g = D_p), and their gates one GRU update over 2K groups;
     * the u_t parts of the GRU inputs and the attention query are computed for all steps before the loop,
       GRU_E's input part (from q_{s,t}) for all steps after it, in a second loop over e only;
-    * both loops have a hand-written backward (``dialoguernn_bptt``) where it applies, else autograd runs
+    * both loops have a hand-written backward (``mmemolr.model.bptt``) where it applies, else autograd runs
       through them with the per-step products' weight gradients deferred (:class:`StepLinear`).
     """
     k, b, t_max, du = u.shape
@@ -168,7 +168,7 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
         return u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, de)
     if fast_path_applies(listener):
         gru = [c.gru_g for c in cells] + [c.gru_p for c in cells]
-        g_out, q_all = global_party_recurrence(
+        g_out, q_all, _ = global_party_recurrence(
             u.transpose(1, 2), onehot, [m.weight_ih for m in gru], [m.weight_hh for m in gru],
             [m.bias_ih for m in gru], [m.bias_hh for m in gru], [c.att.weight for c in cells])
     else:
@@ -176,7 +176,7 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
     # GRU_E reads q_{s,t}: its input part for all steps in one product, then the recurrence over e alone.
     pre_e = torch.baddbmm(torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1), q_all.reshape(k, t_max * b, d),
                           _stack([c.gru_e.weight_ih for c in cells])).view(k, t_max, b, 3 * de)
-    if fast_path_applies(False):
+    if fast_path_applies():
         e_out = gru_sequence(pre_e.transpose(0, 1), torch.stack([c.gru_e.weight_hh for c in cells]),
                              torch.stack([c.gru_e.bias_hh for c in cells])).permute(1, 2, 0, 3)  # (K, B, T, De)
     else:

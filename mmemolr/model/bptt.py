@@ -1,18 +1,25 @@
-"""DialogueRNN's global and party recurrences with a hand-written backward pass through time.
+"""The dialogue recurrences with a hand-written backward pass through time.
 
-The recurrence of :mod:`mmemolr.model.backbones.dialoguernn` (GRU_G, the attention over the global
-history, GRU_P, the party states) written as one :class:`torch.autograd.Function`: the forward loop runs
+The Emotion Predictor (:mod:`mmemolr.model.predictor`) and DialogueRNN
+(:mod:`mmemolr.model.backbones.dialoguernn`) share one recurrence: a context GRU (EmoLR's GRU_C,
+DialogueRNN's GRU_G) reading u_t and the speaker's previous state, an attention over the context history,
+and a party GRU (GRU_S, GRU_P) reading u_t and the attention, whose state is kept per party; then an
+emotion GRU that feeds nothing back. :func:`global_party_recurrence` is the first part and
+:func:`gru_sequence` the emotion GRU, each a :class:`torch.autograd.Function`: the forward loop runs
 without recording a graph and keeps what the backward needs per step (the products' inputs, the gates,
 the attention weights); the backward loop runs the chain rule over the steps in reverse with a handful of
 batched ops per step, and every weight gradient is one product over all steps after it (as cuDNN's RNN
 backward does). Autograd through the per-step ops did the same arithmetic with about twice the ops and
 an autograd node for each; on two CPU cores the recurrence was most of an epoch's time.
 
-Same values as the autograd loop (``_run_directions``); only the order of floating-point sums differs.
-Used where that loop has no option it lacks: without the active listener, outside torch.func transforms
-(the batched groups of ``mmemolr.train.stacked`` vmap the autograd loop), and not twice differentiable.
+Same values on real steps as the models' autograd loops; only the order of floating-point sums differs.
+Used where those loops have no option it lacks (DialogueRNN's active listener, the predictor's trace of
+every party state), outside torch.func transforms (the batched groups of ``mmemolr.train.stacked`` vmap
+the autograd loops), and not twice differentiable. Padded steps (after a dialogue's last real step) are
+computed but read by no real step; the callers hold the last real step's states there.
 
-Shapes: K directions (their cells stacked), T steps, B dialogues, P parties, D = D_g = D_p, F = D_u.
+Shapes: K directions (their cells stacked), T steps, B dialogues, P parties, D the context and party
+state size (equal), F = D_u.
 """
 
 from __future__ import annotations
@@ -20,32 +27,35 @@ from __future__ import annotations
 import torch
 
 
-def fast_path_applies(listener: bool) -> bool:
-    """Whether :func:`global_party_recurrence` may replace the autograd loop here."""
-    return not listener and not torch._C._are_functorch_transforms_active()
+def fast_path_applies(unsupported: bool = False) -> bool:
+    """Whether the hand-written recurrences may replace a model's autograd loop here (``unsupported``: the
+    model uses an option they lack)."""
+    return not unsupported and not torch._C._are_functorch_transforms_active()
 
 
 def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor],
                             w_hh: list[torch.Tensor], b_ih: list[torch.Tensor], b_hh: list[torch.Tensor],
-                            w_att: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """g_t (K, B, T, D) and q_{s,t} (K, T, B, D) of K directions.
+                            w_att: list[torch.Tensor], attention: bool = True,
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """g_t (K, B, T, D), q_{s,t} and q_{s,t-1} (K, T, B, D) of K directions.
 
     ``u`` (K, T, B, F) each direction's utterance vectors, time-major; ``onehot`` (K, T, B, P) the
     speaking party (zero rows on padded steps); ``w_ih`` (3D, F + D), ``w_hh`` (3D, D), ``b_ih``/``b_hh``
     (3D,): 2K of each, GRU_G of the K directions, then GRU_P of the K directions (PyTorch's GRUCell
     layout: gates r, z, n; GRU_G reads u_t ⊕ q_{s,t-1}, GRU_P reads u_t ⊕ c_t); ``w_att`` K times (D, F),
-    the attention's W_α (query q_t = W_α u_t). The parameters are passed as they are, not stacked: a
-    stack would copy the input weights at every batch.
+    the attention's W_α (query q_t = W_α u_t); without ``attention`` GRU_P reads g_{t-1} instead of the
+    attention over g_0 .. g_{t-1} (``w_att`` is then unused). The parameters are passed as they are, not
+    stacked: a stack would copy the input weights at every batch.
     """
     k = u.shape[0]
     if not len(w_ih) == len(w_hh) == len(b_ih) == len(b_hh) == 2 * k or len(w_att) != k:
         raise ValueError(f"{k} directions need 2K = {2 * k} GRU weights of each kind and K attention weights")
-    return _GlobalParty.apply(u, onehot, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)
+    return _GlobalParty.apply(u, onehot, attention, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)
 
 
 class _GlobalParty(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, onehot, *params):
+    def forward(ctx, u, onehot, attention, *params):
         k, t_max, b, f = u.shape
         w_ih, w_hh, b_ih, b_hh = (params[i * 2 * k:(i + 1) * 2 * k] for i in range(4))
         w_att = params[8 * k:]
@@ -84,6 +94,9 @@ class _GlobalParty(torch.autograd.Function):
             x[3 * k:] = x[:k]
             if t:
                 x[2 * k:3 * k] = h[t - 1, :k]
+            if t and not attention:
+                x[k:2 * k] = h[t - 1, :k]
+            elif t:
                 keys = history[:t]  # (t, KB, D)
                 weights = torch.softmax((keys * query[t]).sum(-1), 0, out=alpha[t, :t])  # (t, KB)
                 torch.sum(weights.unsqueeze(-1) * keys, 0, out=x[k:2 * k].view(kb, d))
@@ -94,11 +107,12 @@ class _GlobalParty(torch.autograd.Function):
             history[t] = h_new[:k].view(kb, d)
             parties = torch.where(speaks[t], h_new[k:].unsqueeze(2), parties.view(k, b, p, d)).view(kb, p, d)
         ctx.save_for_backward(u_rows, onehot_tm, w_back, query, states, acts, rz, n_all, alpha, history, *w_ih, *w_att)
-        ctx.shape = (k, t_max, b, f, d, p)
-        return history.view(t_max, k, b, d).permute(1, 2, 0, 3), h[:, k:].transpose(0, 1)
+        ctx.shape, ctx.attention = (k, t_max, b, f, d, p), attention
+        return (history.view(t_max, k, b, d).permute(1, 2, 0, 3), h[:, k:].transpose(0, 1),
+                states[:, :k].transpose(0, 1))
 
     @staticmethod
-    def backward(ctx, grad_g, grad_q):
+    def backward(ctx, grad_g, grad_q, grad_q_prev):
         u_rows, onehot_tm, w_back, query, states, acts, rz, n_all, alpha, history, *weights = ctx.saved_tensors
         k, t_max, b, f, d, p = ctx.shape
         w_ih, w_att = weights[:2 * k], weights[2 * k:]
@@ -136,8 +150,12 @@ class _GlobalParty(torch.autograd.Function):
             d_in = torch.bmm(da.view(4 * k, b, 3 * d), w_back)  # (4K, B, D)
             carry_g = torch.addcmul(d_in[2 * k:3 * k], dh[:k], z[t, :k])
             dq_prev = torch.addcmul(d_in[:k] + d_in[3 * k:], dh[k:], z[t, k:])
+            if grad_q_prev is not None:
+                dq_prev += grad_q_prev[:, t]
             grad_parties.baddbmm_(onehot_tm[t].transpose(1, 2), dq_prev.view(kb, 1, d))
-            if t:
+            if t and not ctx.attention:
+                grad_g[t - 1] += d_in[k:2 * k].view(kb, d)
+            elif t:
                 dc = d_in[k:2 * k].view(kb, d)
                 keys = history[:t]  # (t, KB, D)
                 a = alpha[t, :t]  # (t, KB)
@@ -161,7 +179,7 @@ class _GlobalParty(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_u = torch.stack([grad_in[i] @ w_ih[i][:, :f] + grad_in[k + i] @ w_ih[k + i][:, :f]
                                   + grad_query[i] @ w_att[i] for i in range(k)]).view(k, t_max, b, f)
-        return grad_u, None, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_att
+        return grad_u, None, None, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_att
 
 
 def gru_sequence(pre: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
