@@ -14,8 +14,10 @@ an autograd node for each; on two CPU cores the recurrence was most of an epoch'
 
 Same values on real steps as the models' autograd loops; only the order of floating-point sums differs.
 Used where those loops have no option it lacks (DialogueRNN's active listener, the predictor's trace of
-every party state), outside torch.func transforms (the batched groups of ``mmemolr.train.stacked`` vmap
-the autograd loops), and not twice differentiable. Padded steps (after a dialogue's last real step) are
+every party state); not twice differentiable. Under ``vmap`` (the batched groups of runs of
+``mmemolr.train.stacked``) each Function's vmap rule folds the R runs into its groups: R runs of K
+directions are one call with R·K directions, each with its own weights, so a group of runs costs one
+recurrence of R·K groups instead of R recurrences. Padded steps (after a dialogue's last real step) are
 computed but read by no real step; the callers hold the last real step's states there.
 
 Shapes: K directions (their cells stacked), T steps, B dialogues, P parties, D the context and party
@@ -28,9 +30,9 @@ import torch
 
 
 def fast_path_applies(unsupported: bool = False) -> bool:
-    """Whether the hand-written recurrences may replace a model's autograd loop here (``unsupported``: the
-    model uses an option they lack)."""
-    return not unsupported and not torch._C._are_functorch_transforms_active()
+    """Whether the hand-written recurrences may replace a model's autograd loop (``unsupported``: the model
+    uses an option they lack)."""
+    return not unsupported
 
 
 def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor],
@@ -50,12 +52,12 @@ def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[to
     k = u.shape[0]
     if not len(w_ih) == len(w_hh) == len(b_ih) == len(b_hh) == 2 * k or len(w_att) != k:
         raise ValueError(f"{k} directions need 2K = {2 * k} GRU weights of each kind and K attention weights")
-    return _GlobalParty.apply(u, onehot, attention, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)
+    return _GlobalParty.apply(u, onehot, attention, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)[:3]
 
 
 class _GlobalParty(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, onehot, attention, *params):
+    def forward(u, onehot, attention, *params):
         k, t_max, b, f = u.shape
         w_ih, w_hh, b_ih, b_hh = (params[i * 2 * k:(i + 1) * 2 * k] for i in range(4))
         w_att = params[8 * k:]
@@ -106,21 +108,53 @@ class _GlobalParty(torch.autograd.Function):
             h_new = torch.lerp(n, x[2 * k:], r_z[..., d:], out=h[t])
             history[t] = h_new[:k].view(kb, d)
             parties = torch.where(speaks[t], h_new[k:].unsqueeze(2), parties.view(k, b, p, d)).view(kb, p, d)
-        ctx.save_for_backward(u_rows, onehot_tm, w_back, query, states, acts, rz, n_all, alpha, history, *w_ih, *w_att)
-        ctx.shape, ctx.attention = (k, t_max, b, f, d, p), attention
+        # g_t, q_{s,t}, q_{s,t-1}, then what the backward needs (non-differentiable outputs: the form of
+        # autograd.Function that torch.func transforms accept saves intermediates as outputs)
         return (history.view(t_max, k, b, d).permute(1, 2, 0, 3), h[:, k:].transpose(0, 1),
-                states[:, :k].transpose(0, 1))
+                states[:, :k].transpose(0, 1).clone(), w_back, query, states, acts, rz, n_all, alpha)
 
     @staticmethod
-    def backward(ctx, grad_g, grad_q, grad_q_prev):
-        u_rows, onehot_tm, w_back, query, states, acts, rz, n_all, alpha, history, *weights = ctx.saved_tensors
-        k, t_max, b, f, d, p = ctx.shape
+    def setup_context(ctx, inputs, output):
+        u, onehot, attention, *params = inputs
+        k = u.shape[0]
+        g_out, _, _, *saved = output
+        ctx.mark_non_differentiable(*saved)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(u, onehot, g_out, *saved, *params[:2 * k], *params[8 * k:])
+        ctx.attention = attention
+
+    @staticmethod
+    def vmap(info, in_dims, u, onehot, attention, *params):
+        """R runs (the vmapped dimension) of K directions are R·K directions, each with its own weights."""
+        runs = info.batch_size
+        u, onehot = (_runs_first(x, dim, runs) for x, dim in ((u, in_dims[0]), (onehot, in_dims[1])))
+        k = u.shape[1]
+        per_run = [_runs_first(x, dim, runs).unbind(0) for x, dim in zip(params, in_dims[3:])]
+        groups = []
+        for kind in range(4):  # w_ih, w_hh, b_ih, b_hh: GRU_G of the K directions, then GRU_P
+            for first in (kind * 2 * k, kind * 2 * k + k):
+                groups += [per_run[first + i][r] for r in range(runs) for i in range(k)]
+        groups += [per_run[8 * k + i][r] for r in range(runs) for i in range(k)]
+        out = _GlobalParty.apply(u.flatten(0, 1), onehot.flatten(0, 1), attention, *groups)
+        states = tuple(x.unflatten(0, (runs, k)) for x in out[:3])
+        return states + tuple(out[3:]), (0, 0, 0) + (None,) * (len(out) - 3)
+
+    @staticmethod
+    def backward(ctx, grad_g, grad_q, grad_q_prev, *_intermediates):
+        u, onehot, g_out, w_back, query, states, acts, rz, n_all, alpha, *weights = ctx.saved_tensors
+        k, t_max, b, f = u.shape
+        d, p = w_back.shape[-1], onehot.shape[-1]
         w_ih, w_att = weights[:2 * k], weights[2 * k:]
         kb = k * b
+        u_rows = u.reshape(k, t_max * b, f)
+        onehot_tm = onehot.transpose(0, 1).reshape(t_max, kb, 1, p)
+        history = g_out.permute(2, 0, 1, 3).reshape(t_max, kb, d)
         # dL/dg_t, to which the loop adds the attention's gradients for the keys
         grad_g = (u_rows.new_zeros(t_max, kb, d) if grad_g is None
                   else grad_g.permute(2, 0, 1, 3).reshape(t_max, kb, d).clone())
         grad_q = u_rows.new_zeros(t_max, k, b, d) if grad_q is None else grad_q.transpose(0, 1)
+        if grad_q_prev is not None:
+            grad_q_prev = grad_q_prev.transpose(0, 1)
         # The gate pre-activations' gradients are dL/dh_t times factors of the forward values, computed for
         # all steps at once: with h = n + z (h_prev - n), n = tanh(a_n + r gh_n), r = σ(.), z = σ(.),
         #   d a_r = dh (1 - z)(1 - n²) gh_n r (1 - r),  d a_z = dh (h_prev - n) z (1 - z),
@@ -151,7 +185,7 @@ class _GlobalParty(torch.autograd.Function):
             carry_g = torch.addcmul(d_in[2 * k:3 * k], dh[:k], z[t, :k])
             dq_prev = torch.addcmul(d_in[:k] + d_in[3 * k:], dh[k:], z[t, k:])
             if grad_q_prev is not None:
-                dq_prev += grad_q_prev[:, t]
+                dq_prev += grad_q_prev[t]
             grad_parties.baddbmm_(onehot_tm[t].transpose(1, 2), dq_prev.view(kb, 1, d))
             if t and not ctx.attention:
                 grad_g[t - 1] += d_in[k:2 * k].view(kb, d)
@@ -188,12 +222,12 @@ def gru_sequence(pre: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> t
     ``pre`` (T, K, B, 3H): each step's input pre-activations W_ih x_t + b_ih; ``w_hh`` (K, 3H, H) and
     ``b_hh`` (K, 3H) the hidden weights (PyTorch's GRUCell layout, gates r, z, n).
     """
-    return _GruSequence.apply(pre, w_hh, b_hh)
+    return _GruSequence.apply(pre, w_hh, b_hh)[0]
 
 
 class _GruSequence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, pre, w_hh, b_hh):
+    def forward(pre, w_hh, b_hh):
         t_max, k, b, _ = pre.shape
         d = w_hh.shape[-1]
         w_step = w_hh.transpose(1, 2).contiguous()  # (K, H, 3H)
@@ -208,17 +242,36 @@ class _GruSequence(torch.autograd.Function):
             r_z = torch.add(pre[t, ..., :2 * d], a[..., :2 * d], out=rz[t]).sigmoid_()
             n = torch.addcmul(pre[t, ..., 2 * d:], r_z[..., :d], a[..., 2 * d:], out=n_all[t]).tanh_()
             torch.lerp(n, h[t], r_z[..., d:], out=h[t + 1])
-        ctx.save_for_backward(w_hh, acts, rz, n_all, h)
-        return h[1:]
+        return h[1:], acts, rz, n_all
 
     @staticmethod
-    def backward(ctx, grad_h):
-        w_hh, acts, rz, n_all, h = ctx.saved_tensors
+    def setup_context(ctx, inputs, output):
+        h, *saved = output
+        ctx.mark_non_differentiable(*saved)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(inputs[1], h, *saved)
+
+    @staticmethod
+    def vmap(info, in_dims, pre, w_hh, b_hh):
+        """R runs (the vmapped dimension) of K GRUs are R·K GRUs."""
+        runs = info.batch_size
+        pre = _runs_first(pre, in_dims[0], runs).transpose(0, 1)  # (T, R, K, B, 3H)
+        k = pre.shape[2]
+        w_hh, b_hh = (_runs_first(x, dim, runs).flatten(0, 1) for x, dim in ((w_hh, in_dims[1]), (b_hh, in_dims[2])))
+        h, *saved = _GruSequence.apply(pre.flatten(1, 2), w_hh, b_hh)
+        return (h.unflatten(1, (runs, k)), *saved), (1,) + (None,) * len(saved)
+
+    @staticmethod
+    def backward(ctx, grad_h, *_intermediates):
+        w_hh, h_out, acts, rz, n_all = ctx.saved_tensors
         t_max, k, b, d = n_all.shape
+        if grad_h is None:
+            return None, None, None
+        h_prev = torch.cat([h_out.new_zeros(1, k, b, d), h_out[:-1]])
         # d pre (= d of the input pre-activations) and d of the hidden products, per step: dL/dh_t times
         # factors of the forward values (as in _GlobalParty.backward), for all steps at once.
         r, z = rz[..., :d], rz[..., d:]
-        n, h_prev = n_all, h[:-1]
+        n = n_all
         dn = (1 - z) * (1 - n * n)
         factor = n.new_empty(t_max, 2, k, b, 3, d)
         factor[:, 0, ..., 2, :] = dn
@@ -236,3 +289,8 @@ class _GruSequence(torch.autograd.Function):
         grad_hidden = grad[:, 1].transpose(0, 1).reshape(k, t_max * b, 3 * d)
         grad_w_hh = torch.bmm(grad_hidden.transpose(1, 2), h_prev.transpose(0, 1).reshape(k, t_max * b, d))
         return grad[:, 0], grad_w_hh, grad_hidden.sum(1)
+
+
+def _runs_first(x: torch.Tensor, dim: int | None, runs: int) -> torch.Tensor:
+    """``x`` with its vmapped dimension first, or expanded to ``runs`` when it has none."""
+    return x.movedim(dim, 0) if dim is not None else x.expand(runs, *x.shape)
