@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-import mmemolr.model.backbones.dialoguernn as dialoguernn
-import mmemolr.model.predictor as predictor
 from mmemolr.config import load_config
+from mmemolr.model import bptt
 from mmemolr.tables import format_table
 from mmemolr.train.build import build_model
 from mmemolr.train.config import TrainConfig, default_config_path
@@ -52,7 +51,6 @@ def main() -> None:
     set_threads(args.threads)
     data, source = _load_data(args.corpus, Path(args.features_dir))
     train = data.split("train")
-    hand_written = predictor.fast_path_applies
     arms = {}
     for backbone in ("emolr", "dialoguernn"):
         config = load_config(TrainConfig, default_config_path(args.corpus), [
@@ -64,13 +62,12 @@ def main() -> None:
     times: dict[tuple[str, str], list[float]] = {arm: [] for arm in arms}
     for round_ in range(args.repeats):
         for (backbone, how), (config, model, optimizer, generator) in arms.items():
-            use = hand_written if how == "hand-written" else (lambda unsupported=False: False)
-            predictor.fast_path_applies = dialoguernn.fast_path_applies = use
+            bptt.ENABLED = how == "hand-written"
             t0 = time.perf_counter()
             train_epoch(model, data, train, optimizer, config.optim, generator, torch.device("cpu"))
             times[(backbone, how)].append(time.perf_counter() - t0)
         print(f"round {round_}: " + ", ".join(f"{b} {h} {t[-1]:.2f} s" for (b, h), t in times.items()), flush=True)
-    predictor.fast_path_applies = dialoguernn.fast_path_applies = hand_written
+    bptt.ENABLED = True
     timed = {arm: t[1:] or t for arm, t in times.items()}
     rows = []
     for backbone in ("emolr", "dialoguernn"):

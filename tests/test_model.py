@@ -272,7 +272,7 @@ def test_hand_written_backward_equals_autograd(attention, emotion_speaker, bidir
     """The recurrences of mmemolr.model.bptt (backward written by hand) against autograd through the
     per-step loop, float64, padded dialogues: the same outputs (c and e held on padded steps as the loop
     holds them) and the same gradients of every parameter and of the input."""
-    from mmemolr.model import predictor as module
+    from mmemolr.model import bptt
 
     torch.manual_seed(0)
     model = EmotionPredictor(input_dim=6, n_classes=4, hidden=5, attention=attention, input_proj=input_proj,
@@ -289,7 +289,7 @@ def test_hand_written_backward_equals_autograd(attention, emotion_speaker, bidir
         return fields, torch.autograd.grad(loss, [x, *model.parameters()])
 
     fast_outputs, fast_grads = run()
-    monkeypatch.setattr(module, "fast_path_applies", lambda unsupported=False: False)
+    monkeypatch.setattr(bptt, "ENABLED", False)
     slow_outputs, slow_grads = run()
     for name, a, b in zip(("logits", "context", "speaker", "emotion"), fast_outputs, slow_outputs):
         if name in ("context", "emotion"):  # held on padded steps by both paths

@@ -28,11 +28,38 @@ from __future__ import annotations
 
 import torch
 
+# The models take these recurrences where they support the model's options; False sends them to their
+# autograd loops (the equivalence tests and benchmarks/bench_bptt.py compare the two).
+ENABLED = True
 
-def fast_path_applies(unsupported: bool = False) -> bool:
-    """Whether the hand-written recurrences may replace a model's autograd loop (``unsupported``: the model
-    uses an option they lack)."""
-    return not unsupported
+
+def _gates(gi: torch.Tensor, gh: torch.Tensor, h_prev: torch.Tensor, rz: torch.Tensor, n: torch.Tensor,
+           h: torch.Tensor) -> None:
+    """One GRU update (PyTorch's gate order r, z, n) from the input and hidden pre-activations, writing the
+    gates r ⊕ z into ``rz``, n into ``n`` and the new state into ``h`` (the backward reads the first two)."""
+    d = h.shape[-1]
+    torch.add(gi[..., :2 * d], gh[..., :2 * d], out=rz).sigmoid_()
+    torch.addcmul(gi[..., 2 * d:], rz[..., :d], gh[..., 2 * d:], out=n).tanh_()
+    torch.lerp(n, h_prev, rz[..., d:], out=h)
+
+
+def _gate_factors(rz: torch.Tensor, n: torch.Tensor, gh_n: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+    """(T, 2, G, B, 3, D): for every step, what dL/dh_t (G, B, D) is multiplied by to give the gradients of
+    the input pre-activations [r, z, n] (index 0) and of the hidden ones (index 1). With
+    h = n + z (h_prev - n), n = tanh(a_n + r gh_n), r = σ(.), z = σ(.):
+      d a_r = dh (1 - z)(1 - n²) gh_n r (1 - r)  (both),   d a_z = dh (h_prev - n) z (1 - z)  (both),
+      d a_n = dh (1 - z)(1 - n²)  (input),  d gh_n = that times r  (hidden).
+    Computed for all steps at once, so a step of the backward loop is one multiply."""
+    d = n.shape[-1]
+    r, z = rz[..., :d], rz[..., d:]
+    dn = (1 - z) * (1 - n * n)
+    factor = n.new_empty(n.shape[0], 2, *n.shape[1:-1], 3, d)
+    factor[:, 0, ..., 2, :] = dn
+    factor[:, 1, ..., 2, :] = dn * r
+    torch.mul(dn * gh_n, r * (1 - r), out=factor[:, 0, ..., 0, :])
+    torch.mul(h_prev - n, z * (1 - z), out=factor[:, 0, ..., 1, :])
+    factor[:, 1, ..., :2, :] = factor[:, 0, ..., :2, :]
+    return factor
 
 
 def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor],
@@ -103,9 +130,8 @@ class _GlobalParty(torch.autograd.Function):
                 weights = torch.softmax((keys * query[t]).sum(-1), 0, out=alpha[t, :t])  # (t, KB)
                 torch.sum(weights.unsqueeze(-1) * keys, 0, out=x[k:2 * k].view(kb, d))
             a = torch.baddbmm(add[:, t], x, w_step, out=acts[t])
-            r_z = torch.add(a[:2 * k, :, :2 * d], a[2 * k:, :, :2 * d], out=rz[t]).sigmoid_()
-            n = torch.addcmul(a[:2 * k, :, 2 * d:], r_z[..., :d], a[2 * k:, :, 2 * d:], out=n_all[t]).tanh_()
-            h_new = torch.lerp(n, x[2 * k:], r_z[..., d:], out=h[t])
+            _gates(a[:2 * k], a[2 * k:], x[2 * k:], rz[t], n_all[t], h[t])
+            h_new = h[t]
             history[t] = h_new[:k].view(kb, d)
             parties = torch.where(speaks[t], h_new[k:].unsqueeze(2), parties.view(k, b, p, d)).view(kb, p, d)
         # g_t, q_{s,t}, q_{s,t-1}, then what the backward needs (non-differentiable outputs: the form of
@@ -150,25 +176,13 @@ class _GlobalParty(torch.autograd.Function):
         onehot_tm = onehot.transpose(0, 1).reshape(t_max, kb, 1, p)
         history = g_out.permute(2, 0, 1, 3).reshape(t_max, kb, d)
         # dL/dg_t, to which the loop adds the attention's gradients for the keys
-        grad_g = (u_rows.new_zeros(t_max, kb, d) if grad_g is None
-                  else grad_g.permute(2, 0, 1, 3).reshape(t_max, kb, d).clone())
+        grad_g = (u_rows.new_zeros(t_max, kb, d) if grad_g is None  # a copy: the loop adds to it
+                  else grad_g.permute(2, 0, 1, 3).clone(memory_format=torch.contiguous_format).view(t_max, kb, d))
         grad_q = u_rows.new_zeros(t_max, k, b, d) if grad_q is None else grad_q.transpose(0, 1)
         if grad_q_prev is not None:
             grad_q_prev = grad_q_prev.transpose(0, 1)
-        # The gate pre-activations' gradients are dL/dh_t times factors of the forward values, computed for
-        # all steps at once: with h = n + z (h_prev - n), n = tanh(a_n + r gh_n), r = σ(.), z = σ(.),
-        #   d a_r = dh (1 - z)(1 - n²) gh_n r (1 - r),  d a_z = dh (h_prev - n) z (1 - z),
-        #   d a_n (input) = dh (1 - z)(1 - n²),  d gh_n (hidden) = that times r.
-        r, z = rz[..., :d], rz[..., d:]
-        n, gh_n, h_prev = n_all, acts[:, 2 * k:, :, 2 * d:], states[:, 2 * k:]
-        dn = (1 - z) * (1 - n * n)
-        factor = u_rows.new_empty(t_max, 2, 2 * k, b, 3, d)
-        factor[:, 0, ..., 2, :] = dn
-        factor[:, 1, ..., 2, :] = dn * r
-        torch.mul(dn * gh_n, r * (1 - r), out=factor[:, 0, ..., 0, :])
-        torch.mul(h_prev - n, z * (1 - z), out=factor[:, 0, ..., 1, :])
-        factor[:, 1, ..., :2, :] = factor[:, 0, ..., :2, :]
-        z = z.contiguous()
+        factor = _gate_factors(rz, n_all, acts[:, 2 * k:, :, 2 * d:], states[:, 2 * k:])
+        z = rz[..., d:].contiguous()
         keep = 1 - onehot_tm.transpose(2, 3)  # (T, KB, P, 1): the speaker's slot was replaced at t
 
         grad_acts = u_rows.new_empty(t_max, 4 * k, b, 3 * d)
@@ -239,9 +253,7 @@ class _GruSequence(torch.autograd.Function):
         h[0] = 0
         for t in range(t_max):
             a = torch.baddbmm(bias, h[t], w_step, out=acts[t])
-            r_z = torch.add(pre[t, ..., :2 * d], a[..., :2 * d], out=rz[t]).sigmoid_()
-            n = torch.addcmul(pre[t, ..., 2 * d:], r_z[..., :d], a[..., 2 * d:], out=n_all[t]).tanh_()
-            torch.lerp(n, h[t], r_z[..., d:], out=h[t + 1])
+            _gates(pre[t], a, h[t], rz[t], n_all[t], h[t + 1])
         return h[1:], acts, rz, n_all
 
     @staticmethod
@@ -270,18 +282,10 @@ class _GruSequence(torch.autograd.Function):
         h_prev = torch.cat([h_out.new_zeros(1, k, b, d), h_out[:-1]])
         # d pre (= d of the input pre-activations) and d of the hidden products, per step: dL/dh_t times
         # factors of the forward values (as in _GlobalParty.backward), for all steps at once.
-        r, z = rz[..., :d], rz[..., d:]
-        n = n_all
-        dn = (1 - z) * (1 - n * n)
-        factor = n.new_empty(t_max, 2, k, b, 3, d)
-        factor[:, 0, ..., 2, :] = dn
-        factor[:, 1, ..., 2, :] = dn * r
-        torch.mul(dn * acts[..., 2 * d:], r * (1 - r), out=factor[:, 0, ..., 0, :])
-        torch.mul(h_prev - n, z * (1 - z), out=factor[:, 0, ..., 1, :])
-        factor[:, 1, ..., :2, :] = factor[:, 0, ..., :2, :]
-        z = z.contiguous()
-        grad = n.new_empty(t_max, 2, k, b, 3 * d)  # [d pre, d hidden product] per step
-        carry = n.new_zeros(k, b, d)
+        factor = _gate_factors(rz, n_all, acts[..., 2 * d:], h_prev)
+        z = rz[..., d:].contiguous()
+        grad = n_all.new_empty(t_max, 2, k, b, 3 * d)  # [d pre, d hidden product] per step
+        carry = n_all.new_zeros(k, b, d)
         for t in reversed(range(t_max)):
             dh = grad_h[t] + carry
             da = torch.mul(factor[t], dh.view(1, k, b, 1, d), out=grad[t].view(2, k, b, 3, d)).view(2, k, b, 3 * d)

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmemolr.model.bptt import fast_path_applies, global_party_recurrence, gru_sequence
+from mmemolr.model import bptt
+from mmemolr.model.bptt import global_party_recurrence, gru_sequence
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
     own, and GRU_C is batched with GRU_S instead).
     """
     b, t_max, du = u.shape
-    if t_max and not trace and fast_path_applies():
+    if t_max and not trace and bptt.ENABLED:
         return _recur_hand_written(cells, u, onehot, valid, attention, emotion_reads_updated)
     d = cells.gru_c.hidden_size
     p = onehot.shape[-1]

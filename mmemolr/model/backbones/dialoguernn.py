@@ -52,8 +52,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmemolr.model import bptt
 from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
-from mmemolr.model.bptt import fast_path_applies, global_party_recurrence, gru_sequence
+from mmemolr.model.bptt import global_party_recurrence, gru_sequence
 from mmemolr.model.predictor import PredictorOutput, _attend, _gru, reverse_steps
 from mmemolr.model.steplinear import StepLinear
 
@@ -166,7 +167,7 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
     listener = first.gru_l is not None
     if not t_max:
         return u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, de)
-    if fast_path_applies(listener):
+    if bptt.ENABLED and not listener:
         gru = [c.gru_g for c in cells] + [c.gru_p for c in cells]
         g_out, q_all, _ = global_party_recurrence(
             u.transpose(1, 2), onehot, [m.weight_ih for m in gru], [m.weight_hh for m in gru],
@@ -176,7 +177,7 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
     # GRU_E reads q_{s,t}: its input part for all steps in one product, then the recurrence over e alone.
     pre_e = torch.baddbmm(torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1), q_all.reshape(k, t_max * b, d),
                           _stack([c.gru_e.weight_ih for c in cells])).view(k, t_max, b, 3 * de)
-    if fast_path_applies():
+    if bptt.ENABLED:
         e_out = gru_sequence(pre_e.transpose(0, 1), torch.stack([c.gru_e.weight_hh for c in cells]),
                              torch.stack([c.gru_e.bias_hh for c in cells])).permute(1, 2, 0, 3)  # (K, B, T, De)
     else:
