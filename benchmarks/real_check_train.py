@@ -22,16 +22,14 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from mmemolr.compare.floor import fit_floor
 from mmemolr.config import load_config
 from mmemolr.fileio import write_json_atomic, write_text_atomic
 from mmemolr.tables import format_markdown, format_table, mean_std_pct
 from mmemolr.train.config import TrainConfig
 from mmemolr.train.data import load_training_data
-from mmemolr.train.metrics import classification_metrics
 from mmemolr.train.run import run_training
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,28 +49,14 @@ def one_run(corpus: str, target: str, seed: int, features_dir: str, out: str, ma
 
 
 def logistic_baseline(corpus: str, features_dir: str) -> dict:
-    """Context-free: one utterance vector (z-normalised with train statistics) -> label."""
+    """The context-free floor (mmemolr.compare.floor): one utterance's text vector (z-normalised with train
+    statistics) -> label, C chosen on dev, test once."""
     prepared = load_training_data(corpus, ["t"], {}, features_dir, availability_input=False)
-    data = prepared.data
-    x = data.features[:-1].numpy()
-
-    def split(name: str) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.concatenate([d.rows for d in data.split(name)])
-        labels = np.concatenate([d.labels for d in data.split(name)])
-        return x[rows], labels
-
-    (xtr, ytr), (xdev, ydev), (xte, yte) = split("train"), split("dev"), split("test")
-    best = None
-    for c in (0.001, 0.01, 0.1, 1.0, 10.0):
-        # One BLAS thread: it runs beside the training workers, and spinning threads would stall them.
-        with threadpool_limits(1):
-            model = LogisticRegression(C=c, max_iter=3000).fit(xtr, ytr)
-        score = classification_metrics(ydev, model.predict(xdev), data.labels)["weighted_f1"]
-        if best is None or score > best[0]:
-            best = (score, c, model)
-    score, c, model = best
-    test = classification_metrics(yte, model.predict(xte), data.labels)
-    return {"corpus": corpus, "C": c, "valid_weighted_f1": score, "test": test}
+    # One BLAS thread: it runs beside the training workers, and spinning threads would stall them.
+    with threadpool_limits(1):
+        floor = fit_floor(prepared.data)
+    return {"corpus": corpus, "C": floor["C"], "valid_weighted_f1": floor["valid"]["weighted_f1"],
+            "test": floor["test"]}
 
 
 def main() -> None:

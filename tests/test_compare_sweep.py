@@ -305,3 +305,86 @@ def test_hint_names_the_flag_and_two_encoders_get_two_sweeps(features, tmp_path,
     assert default_sweep_dir("iemocap", "ablation", {}) == Path("runs", "compare", "iemocap-ablation")
     assert default_sweep_dir("m", "table6", {"visual": "/x/visual-a b.h5", "t": "/y/text-mpnet.h5"}) == Path(
         "runs", "compare", "m-table6-text-mpnet-visual-a_b")
+
+
+# ---------------------------------------------------------------- the context-free floor (generalization)
+
+
+@pytest.mark.parametrize("signal, low, high", [(8.0, 0.9, 1.0), (0.0, 0.0, 0.6)])
+def test_floor_reads_the_label_from_the_utterance_alone(tmp_path, signal, low, high):
+    """Known answers: features that carry the label give a floor near 100%, label-free ones near chance;
+    C is the grid's best on dev and the test figures are that C's."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mmemolr.compare.floor import C_GRID, fit_floor
+    from mmemolr.train.data import load_training_data
+    from mmemolr.train.metrics import classification_metrics
+
+    corpus = make_corpus(sizes={"train": 60, "dev": 20, "test": 20}, max_len=6)
+    root = prepare(tmp_path / "features", corpus, signal=signal)
+    data = load_training_data("synth", ["t"], {}, root, availability_input=False).data
+    floor = fit_floor(data)
+    assert low <= floor["test"]["weighted_f1"] <= high and low <= floor["valid"]["weighted_f1"] <= high
+    scores = [g["valid_weighted_f1"] for g in floor["grid"]]
+    assert [g["C"] for g in floor["grid"]] == list(C_GRID)
+    assert floor["C"] == C_GRID[scores.index(max(scores))] and floor["valid"]["weighted_f1"] == max(scores)
+    x = data.features[:-1].numpy()
+    rows = {s: ([r for d in data.split(s) for r in d.rows], [y for d in data.split(s) for y in d.labels])
+            for s in ("train", "test")}
+    model = LogisticRegression(C=floor["C"], max_iter=3000).fit(x[rows["train"][0]], rows["train"][1])
+    test = classification_metrics(rows["test"][1], model.predict(x[rows["test"][0]]), data.labels)
+    assert floor["test"]["weighted_f1"] == pytest.approx(test["weighted_f1"])
+
+
+def test_generalization_sweep_prints_the_floor_and_dev_beside_the_table(features, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["compare", "--corpus", "synth", "--features-dir", str(features), "--preset", "generalization",
+            "--backbones", "emolr,dialoguegcn", "--modalities", "t,a", "--seeds", "2", "--out", str(out),
+            "--no-progress", "--threads", "1", "--no-figures", *TINY]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    floor = json.loads((out / "floor.json").read_text())
+    assert floor["inputs"]["modalities"] == ["a", "t"] and set(floor["inputs"]["content_sha256"]) == {"t", "a"}
+    table = json.loads((out / "table.json").read_text())
+    assert table["floor"] == floor
+    header = next(ln for ln in printed.splitlines() if ln.startswith("Backbone"))
+    assert "one-hot dev W-F1" in header and "RLD dev W-F1" in header
+    row = next(ln for ln in printed.splitlines() if ln.startswith("context-free floor (LR)"))
+    assert f"{100 * floor['test']['weighted_f1']:.2f}" in row and f"{100 * floor['valid']['weighted_f1']:.2f}" in row
+    # the dev column is the mean over seeds of each run's validation W-F1 at its selected epoch
+    for cell in table["cells"]:
+        runs = [r for r in table["runs"] if r["row"] == cell["row"] and r["column"] == cell["column"]]
+        assert cell["valid_weighted_f1"]["mean"] == pytest.approx(
+            sum(r["valid"]["weighted_f1"] for r in runs) / len(runs))
+    below = [c for c in table["cells"] if c["valid_weighted_f1"]["mean"] <= floor["valid"]["weighted_f1"]]
+    verdict = next(ln for ln in printed.splitlines() if "above the floor on dev" in ln)
+    assert verdict == "Every cell is above the floor on dev." if not below else all(
+        f"{c['row']} {c['column']}" in verdict for c in below)
+    csv_floor = next(ln for ln in (out / "table.csv").read_text().splitlines() if ln.startswith("context-free"))
+    assert csv_floor.split(",")[1] == str(round(100 * floor["test"]["weighted_f1"], 6))
+
+    # cached: a rerun reads floor.json; a floor computed from other inputs is computed again
+    stamp = (out / "floor.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (out / "floor.json").stat().st_mtime_ns == stamp
+    stale = {**floor, "inputs": {**floor["inputs"], "content_sha256": {"t": "0" * 64, "a": "0" * 64}},
+             "C": -1.0}
+    (out / "floor.json").write_text(json.dumps(stale))
+    assert main(["report", str(out)]) == 0
+    assert json.loads((out / "floor.json").read_text()) == floor
+    image = mpimg.imread(out / "figures" / "comparison.png")
+    assert image.ndim == 3
+
+    # report needs only the run folders: without the feature files it keeps the floor it has
+    for path in features.glob("synth/*.h5"):
+        path.unlink()
+    assert main(["report", str(out)]) == 0
+    assert "the context-free floor is not recomputed" in capsys.readouterr().err
+    assert json.loads((out / "table.json").read_text())["floor"] == floor
+
+
+def test_other_presets_have_no_floor(features, tmp_path):
+    out = tmp_path / "sweep"
+    run_sweep(_plan(features, modalities="t", seeds=1, targets=["onehot"]), out, LocalExecutor(jobs=1), progress=False)
+    assert not (out / "floor.json").exists()
+    assert json.loads((out / "table.json").read_text())["floor"] is None

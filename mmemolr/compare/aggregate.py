@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mmemolr.compare.floor import FLOOR_PRESETS, read_floor
 from mmemolr.compare.plan import SweepPlan
 from mmemolr.compare.stats import paired_test, summarize
 from mmemolr.fileio import write_json_atomic, write_text_atomic
@@ -65,6 +66,7 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
     """Cells (mean/std per metric over seeds), comparisons (paired t-tests) and every run's provenance."""
     sweep_dir = Path(sweep_dir)
     values: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+    dev: dict[tuple[str, str], dict[int, float]] = {}  # validation weighted F1 at the selected epoch
     runs, feature_files, fingerprints = [], {}, set()
     diag: dict[tuple[str, str], list[dict]] = {}
     for spec in plan.runs:
@@ -92,6 +94,8 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
             for key, _ in METRICS:
                 if results["test"].get(key) is not None:
                     cell[key][spec.seed] = float(results["test"][key])
+            if (results.get("valid") or {}).get("weighted_f1") is not None:
+                dev.setdefault((spec.row, spec.column), {})[spec.seed] = float(results["valid"]["weighted_f1"])
             refined = (results.get("refinement") or {}).get("test")
             if refined:
                 entry["refinement"] = {k: refined.get(k) for k, _ in DIAGNOSTICS + (("verdict", ""),)}
@@ -100,6 +104,7 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
     empty = {k: {} for k, _ in METRICS}
     cells = [
         {"row": row, "column": col, **{key: summarize(values.get((row, col), empty)[key]) for key, _ in METRICS},
+         "valid_weighted_f1": summarize(dev.get((row, col), {})),
          "refinement": _mean_diagnostics(diag.get((row, col), []))}
         for row in plan.rows for col in plan.columns
     ]
@@ -115,6 +120,9 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
                 comparisons.append({"row": row, "column": col, "baseline": list(base),
                                     **{key: paired_test(a[key], b[key]) for key, _ in METRICS}})
     mismatched = sorted(f for f in fingerprints if f != plan.corpus_fingerprint)
+    floor = read_floor(sweep_dir) if plan.preset in FLOOR_PRESETS else None
+    if floor is not None and (floor.get("inputs") or {}).get("corpus_fingerprint") != plan.corpus_fingerprint:
+        floor = None  # computed on another corpus version: `compare` or `report` recomputes it
     return {
         "preset": plan.preset, "corpus": plan.corpus_name, "corpus_fingerprint": plan.corpus_fingerprint,
         "fingerprint_mismatch": mismatched, "modalities": plan.modalities, "seeds": plan.seeds,
@@ -123,7 +131,7 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
         "split": "test", "selection": "validation weighted F1", "scale": "metrics as fractions in [0, 1] (table.md and "
         "table.csv: percent; refinement diagnostics as they are)",
         "runs_complete": sum(r["status"] == "complete" for r in runs), "runs_total": len(runs),
-        "feature_files": feature_files, "cells": cells, "comparisons": comparisons, "runs": runs,
+        "feature_files": feature_files, "cells": cells, "comparisons": comparisons, "floor": floor, "runs": runs,
         "config_path": plan.config_path, "base_overrides": plan.base_overrides,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -197,8 +205,11 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     by_columns = table["compare"] == "columns"
     multi = len(table["columns"]) > 1
     headers = [{"table6": "Modality", "generalization": "Backbone"}.get(table["preset"], "Variant")]
+    with_dev = table["preset"] in FLOOR_PRESETS  # beside the floor, which the models must beat on dev
     for col in table["columns"]:
         headers += [f"{col} {short}" if multi else short for _, short in METRICS[:SHOWN]]
+        if with_dev:
+            headers.append(f"{col} dev W-F1" if multi else "dev W-F1")
     compared = [c for c in table["columns"] if not (by_columns and c == table["baseline"])]
     for col in compared:
         against = f"{col} − {table['baseline']}" if by_columns else f"vs {table['baseline']}"
@@ -216,6 +227,8 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         line = [row]
         for col in table["columns"]:
             line += [_cell_text(cells[(row, col)][key], planned) for key, _ in METRICS[:SHOWN]]
+            if with_dev:
+                line.append(_cell_text(cells[(row, col)].get("valid_weighted_f1") or summarize({}), planned))
         for col in compared:
             comp = comps.get((row, col))
             for key, _ in METRICS[:SHOWN]:
@@ -228,7 +241,33 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             line += [("–" if d[key] is None else f"{d[key]:.3f}") for key, _ in DIAGNOSTICS] + \
                 [_verdict_text(d["verdicts"])] if d else [""] * (len(DIAGNOSTICS) + 1)
         rows.append(line)
+    floor = table.get("floor")
+    if floor:  # its figures under the first column's (they do not depend on the target)
+        line = [FLOOR_ROW, _pct(floor["test"]["weighted_f1"]), _pct(floor["test"]["accuracy"])]
+        line += [_pct(floor["valid"]["weighted_f1"])] if with_dev else []
+        rows.append(line + [""] * (len(headers) - len(line)))
     return headers, rows
+
+
+FLOOR_ROW = "context-free floor (LR)"
+
+
+def floor_lines(table: dict[str, Any]) -> list[str]:
+    """What the floor is and which cells are not above it on dev (mean over seeds)."""
+    floor = table.get("floor")
+    if not floor:
+        return []
+    bar = floor["valid"]["weighted_f1"]
+    cells = [c for c in table["cells"] if (c.get("valid_weighted_f1") or {}).get("mean") is not None]
+    below = [f"{c['row']} {c['column']} {_pct(c['valid_weighted_f1']['mean'])}" for c in cells
+             if c["valid_weighted_f1"]["mean"] <= bar]
+    lines = [f"{FLOOR_ROW}: logistic regression on each utterance's vector alone (the runs' features and "
+             f"normalisation), C = {floor['C']:g} chosen on dev: dev W-F1 {_pct(bar)}, test W-F1 "
+             f"{_pct(floor['test']['weighted_f1'])}, Acc {_pct(floor['test']['accuracy'])}."]
+    if cells:
+        lines.append("Not above the floor on dev (mean W-F1): " + "; ".join(below) if below
+                     else "Every cell is above the floor on dev.")
+    return lines
 
 
 def _describe(table: dict[str, Any]) -> list[str]:
@@ -262,14 +301,18 @@ LEGEND = ("Test split at the epoch selected on validation; mean ± std over seed
 
 def format_text(table: dict[str, Any]) -> str:
     headers, rows = table_rows(table)
-    return "\n".join([*_describe(table), "", format_table(headers, rows), "", LEGEND])
+    floor = floor_lines(table)
+    return "\n".join([*_describe(table), "", format_table(headers, rows), "", *floor, *([""] if floor else []),
+                      LEGEND])
 
 
 def format_markdown_doc(table: dict[str, Any]) -> str:
     headers, rows = table_rows(table)
     lines = [f"# {table['preset']} on {table['corpus']}", ""]
     lines += [f"- {line}" for line in _describe(table)]
-    lines += ["", format_markdown(headers, rows), "", LEGEND, ""]
+    lines += ["", format_markdown(headers, rows), ""]
+    floor = floor_lines(table)
+    lines += [*floor, *([""] if floor else []), LEGEND, ""]
     return "\n".join(lines)
 
 
@@ -286,7 +329,7 @@ def format_csv(table: dict[str, Any]) -> str:
     for col in table["columns"]:
         for _, short in METRICS:
             headers += [f"{col} {short} mean %", f"{col} {short} std %"]
-        headers.append(f"{col} n")
+        headers += [f"{col} n", f"{col} dev W-F1 mean %", f"{col} dev W-F1 std %"]
     comp_cols = [c for c in table["columns"] if not (table["compare"] == "columns" and c == table["baseline"])]
     for col in comp_cols:
         for _, short in METRICS:
@@ -302,7 +345,8 @@ def format_csv(table: dict[str, Any]) -> str:
             cell = cells[(row, col)]
             for key, _ in METRICS:
                 line += [_pct_value(cell[key]["mean"]), _pct_value(cell[key]["std"])]
-            line.append(cell[METRICS[0][0]]["n"])
+            dev = cell.get("valid_weighted_f1") or summarize({})
+            line += [cell[METRICS[0][0]]["n"], _pct_value(dev["mean"]), _pct_value(dev["std"])]
         for col in comp_cols:
             comp = comps.get((row, col))
             for key, _ in METRICS:
@@ -311,6 +355,13 @@ def format_csv(table: dict[str, Any]) -> str:
             d = cells[(row, col)].get("refinement")
             line += [d[key] if d else None for key, _ in DIAGNOSTICS]
         writer.writerow(["" if v is None else v for v in line])
+    floor = table.get("floor")
+    if floor:  # test metrics and dev W-F1 under the first column's headers, no std (one deterministic fit)
+        line = [FLOOR_ROW]
+        for key, _ in METRICS:
+            line += [_pct_value(floor["test"][key]), None]
+        line += [None, _pct_value(floor["valid"]["weighted_f1"]), None]
+        writer.writerow(["" if v is None else v for v in line] + [""] * (len(headers) - len(line)))
     return buf.getvalue()
 
 

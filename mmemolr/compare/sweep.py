@@ -22,6 +22,7 @@ from mmemolr.compare.aggregate import (
     write_tables,
 )
 from mmemolr.compare.executors import LocalExecutor, Outcome, RayExecutor, RunTask
+from mmemolr.compare.floor import ensure_floor
 from mmemolr.compare.plan import SweepPlan, build_plan, parse_seeds
 from mmemolr.compare.preflight import check_sweep
 from mmemolr.config import load_config, to_dict
@@ -200,6 +201,7 @@ def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | 
     sweep_dir = Path(sweep_dir)
     check_sweep(plan, sweep_dir)  # every run's inputs, before anything trains
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    ensure_floor(plan, sweep_dir)  # generalization: the context-free floor beside the table (~20 s)
     single = isinstance(executor, LocalExecutor) and executor.jobs == 1
     mode = resolve_mode(progress)
     tasks, done = sweep_tasks(plan, sweep_dir, progress=mode == "bar" and single)

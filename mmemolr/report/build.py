@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mmemolr.compare.aggregate import SWEEP_FILE, load_plan, write_tables
+from mmemolr.compare.floor import ensure_floor
 from mmemolr.compare.plan import ETA_BASELINE, SweepPlan
 from mmemolr.fileio import write_json_atomic
 from mmemolr.report import figures
@@ -196,6 +197,7 @@ def _run_files(runs: Sequence[RunData], *names: str) -> list[Path]:
 def report_sweep(sweep_dir: Path, out: Path, utterances: Sequence[str] | None = None, tsne: bool = True,
                  tsne_max: int = 2000) -> Figures:
     plan: SweepPlan = load_plan(sweep_dir)
+    ensure_floor(plan, sweep_dir, inputs_required=False)
     table = write_tables(sweep_dir, plan)
     cache = FigureCache(out)
     cache.made["table"] = sweep_dir / "table.md"
@@ -208,7 +210,7 @@ def report_sweep(sweep_dir: Path, out: Path, utterances: Sequence[str] | None = 
             all_runs.append(run)
     if not all_runs:
         return cache.made
-    shown = {k: table[k] for k in ("preset", "corpus", "rows", "columns", "seeds", "cells", "comparisons")}
+    shown = {k: table.get(k) for k in ("preset", "corpus", "rows", "columns", "seeds", "cells", "comparisons", "floor")}
     cache.draw("comparison", [], shown, lambda: figures.comparison_bars(table, out / "comparison.png"))
     labels = all_runs[0].labels
     single = len(plan.columns) == 1

@@ -64,6 +64,11 @@ def comparison_bars(table: dict[str, Any], path: Path) -> Path:
                 comp = comps.get((r, col))
                 if comp and comp[key]["p"] is not None and comp[key]["p"] < 0.05 and np.isfinite(means[i]):
                     ax.text(pos[i], means[i] + stds[i] + 0.2, "*", ha="center", va="bottom", fontsize=12)
+        floor_value = (table.get("floor") or {}).get("test", {}).get(key)
+        if floor_value is not None:  # the context-free floor (generalization), a line across the panel
+            ax.axhline(100 * floor_value, color="dimgray", linestyle="--", linewidth=1,
+                       label="context-free floor (LR)")
+            lows.append(100 * floor_value)
         # The axis starts below the lowest bar (a multiple of 5), not at 0, so that differences of a
         # point or two stay visible; the label says so.
         floor = max(0.0, 5.0 * np.floor((float(np.min(lows)) - 2.0) / 5.0)) if lows else 0.0
@@ -73,7 +78,7 @@ def comparison_bars(table: dict[str, Any], path: Path) -> Path:
         ax.set_xticks(x, rows, rotation=30 if max(len(r) for r in rows) > 6 else 0, ha="right" if max(len(r) for r in rows) > 6 else "center")
         ax.set_ylabel(name + (f", axis from {floor:g}" if floor > 0 else ""))
         ax.grid(axis="y", alpha=0.3)
-        if len(columns) > 1:
+        if len(columns) > 1 or floor_value is not None:
             ax.legend(fontsize=8)
     n = len(table["seeds"])
     fig.suptitle(f"{table['preset']} on {table['corpus']}: test mean ± std over {n} seed(s)"
