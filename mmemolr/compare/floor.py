@@ -50,16 +50,16 @@ def fit_floor(data: FusedData, grid: tuple[float, ...] = C_GRID) -> dict[str, An
     tried, best = [], None
     for c in grid:
         model = LogisticRegression(C=c, max_iter=3000).fit(x_train, y_train)
-        score = classification_metrics(y_dev, model.predict(x_dev), data.labels)["weighted_f1"]
-        tried.append({"C": c, "valid_weighted_f1": score})
-        if best is None or score > best[0]:
-            best = (score, c, model)
-    _, c, model = best
+        dev = _scalars(classification_metrics(y_dev, model.predict(x_dev), data.labels))
+        tried.append({"C": c, "valid_weighted_f1": dev["weighted_f1"]})
+        if best is None or dev["weighted_f1"] > best[1]["weighted_f1"]:
+            best = (c, dev, model)
+    c, dev, model = best
     return {
         "method": "logistic regression on each utterance's fused vector (no dialogue context)",
         "C": c,
         "grid": tried,
-        "valid": _scalars(classification_metrics(y_dev, model.predict(x_dev), data.labels)),
+        "valid": dev,
         "test": _scalars(classification_metrics(y_test, model.predict(x_test), data.labels)),
     }
 
