@@ -60,7 +60,7 @@ def _roundtrip(corpus, tmp_path: Path):
     save_prepared(corpus, tmp_path / "prepared")
     again = load_prepared(tmp_path / "prepared")
     assert again.to_dict() == corpus.to_dict() and again.fingerprint() == corpus.fingerprint()
-    assert again.label_free and not again.labelled and again.splits == [] and again.groups == [None]
+    assert again.label_free and not again.context_only() and again.splits == [] and again.groups == [None]
     return again
 
 

@@ -99,12 +99,16 @@ def _corpus_with(label: str | None = "joy", splits=("train", "dev", "test")) -> 
     return Corpus("tiny", ["neutral", "joy"], dialogues)
 
 
-def test_label_outside_label_set_and_missing_label_and_empty_split():
+def test_label_outside_label_set_and_context_only_and_empty_split():
     check_training_corpus(_corpus_with("joy"))
     with pytest.raises(ValueError, match=r"utterance 'train/u1' \(dialogue 'train/d', train\) has label 'happy'"):
         check_training_corpus(_corpus_with("happy"))
-    with pytest.raises(ValueError, match="'train/u1' .* has no label"):
-        check_training_corpus(_corpus_with(None))
+    # One utterance without a label is context-only; a split with no labelled utterance cannot be scored.
+    check_training_corpus(_corpus_with(None))
+    unlabelled = _corpus_with(None)
+    unlabelled.dialogues[0].utterances[0].label = None
+    with pytest.raises(ValueError, match="'train' split of corpus 'tiny' has no labelled utterance"):
+        check_training_corpus(unlabelled)
     with pytest.raises(ValueError, match="no 'dev' dialogues"):
         check_training_corpus(_corpus_with(splits=("train", "test")))
 

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SPLITS = ("train", "dev", "test")
+# The vote bucket for annotator votes outside the corpus's label set (e.g. IEMOCAP's "Other", "Surprise").
+OTHER = "other"
 # How a corpus without splits (a label-free one, to predict) shows its one group of dialogues.
 UNSPLIT = "unsplit"
 
@@ -26,13 +28,18 @@ class Utterance:
     index: int  # 0-based position inside the dialogue after ordering
     speaker: str
     text: str
-    label: str | None  # None: not annotated (a label-free corpus, to predict)
+    # None: no usable label. In a label-free corpus (to predict) no utterance has one; in a labelled corpus
+    # such an utterance is *context-only*: read by the model as context, left out of every loss and metric
+    # (an EmotionLines row without a majority, an IEMOCAP turn outside the six classes).
+    label: str | None
     split: str | None  # None: no split (a label-free corpus)
     audio_path: str | None = None
     video_path: str | None = None
     start: float | None = None  # seconds inside the media file, when it is longer than the utterance
     end: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Annotator votes, where the corpus records them: corpus label (or OTHER) -> number of votes.
+    votes: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,9 +99,15 @@ class Corpus:
         return self.splits + ([None] if any(d.split is None for d in self.dialogues) else [])
 
     @property
-    def labelled(self) -> bool:
-        """Every utterance has a label: a corpus that can be trained on or scored."""
-        return all(u.label is not None for u in self.utterances())
+    def has_votes(self) -> bool:
+        """Some utterance carries annotator votes."""
+        return any(u.votes for u in self.utterances())
+
+    def context_only(self, split: str | None = None) -> list[Utterance]:
+        """The utterances without a usable label in a labelled corpus (none in a label-free one)."""
+        if self.label_free:
+            return []
+        return [u for u in self.utterances(split) if u.label is None]
 
     @property
     def label_free(self) -> bool:
@@ -110,7 +123,7 @@ class Corpus:
     def fingerprint(self) -> str:
         """SHA-256 over what defines the corpus for features and training.
 
-        Ids, order, split, speaker, text and label: a feature file built from a corpus with another
+        Ids, order, split, speaker, text, label and annotator votes: a feature file built from a corpus with another
         fingerprint is not aligned to this one. Media paths are excluded so moving media does not
         invalidate features.
         """
@@ -118,7 +131,10 @@ class Corpus:
         h.update(json.dumps([self.name, self.labels]).encode())
         for d in self.dialogues:
             for u in d.utterances:
-                h.update(json.dumps([u.id, d.id, u.split, u.speaker, u.text, u.label]).encode())
+                record = [u.id, d.id, u.split, u.speaker, u.text, u.label]
+                if u.votes:  # only then, so corpora without votes keep their fingerprint
+                    record.append(sorted(u.votes.items()))
+                h.update(json.dumps(record).encode())
                 h.update(b"\n")
         return h.hexdigest()
 
@@ -138,6 +154,8 @@ class Corpus:
                     raise CorpusError(
                         f"utterance {u.id!r} has label {u.label!r}, not in the corpus labels {self.labels}"
                     )
+                if u.votes is not None:
+                    check_votes(u.votes, self.labels, f"utterance {u.id!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +182,20 @@ class Corpus:
             provenance=data.get("provenance", {}),
             report=data.get("report", {}),
         )
+
+
+def check_votes(votes: dict[str, int], labels: list[str], where: str) -> None:
+    """Votes name corpus labels or OTHER, count with non-negative integers, and hold at least one vote."""
+    if not isinstance(votes, dict):
+        raise CorpusError(f"{where}: votes must map labels to counts, got {votes!r}")
+    for label, count in votes.items():
+        if label not in labels and label != OTHER:
+            raise CorpusError(f"{where}: votes name {label!r}, which is neither a corpus label ({', '.join(labels)}) "
+                              f"nor {OTHER!r}")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise CorpusError(f"{where}: the vote count for {label!r} must be a non-negative integer, got {count!r}")
+    if sum(votes.values()) == 0:
+        raise CorpusError(f"{where}: votes hold no vote; leave votes out for an utterance nobody annotated")
 
 
 def build_dialogues(

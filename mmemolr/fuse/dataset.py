@@ -54,7 +54,10 @@ class FusedData:
 
 
 def check_training_corpus(corpus: Corpus, splits: Sequence[str] = TRAINING_SPLITS) -> None:
-    """Every split present with dialogues, every utterance labelled with one of the corpus's labels."""
+    """Every split present with labelled utterances, every label one of the corpus's labels.
+
+    Utterances without a label (context-only) are allowed: the model reads them as context, and losses
+    and metrics leave them out (``DialogueIndex.labels`` is -1 there)."""
     if corpus.dialogues and corpus.label_free:
         raise ValueError(f"corpus {corpus.name!r} is label-free (no utterance has a label): it can be extracted and "
                          f"predicted (`mmemolr predict RUN --corpus {corpus.name}`), not trained or scored")
@@ -63,12 +66,12 @@ def check_training_corpus(corpus: Corpus, splits: Sequence[str] = TRAINING_SPLIT
         if not dialogues:
             raise ValueError(f"corpus {corpus.name!r} has no {split!r} dialogues; training needs train, dev "
                              f"and test splits (present: {', '.join(corpus.splits) or 'none'})")
+        if all(u.label is None for d in dialogues for u in d.utterances):
+            raise ValueError(f"the {split!r} split of corpus {corpus.name!r} has no labelled utterance (all "
+                             f"{sum(len(d) for d in dialogues)} are context-only); training and scoring need labels")
         for d in dialogues:
             for u in d.utterances:
-                if u.label is None:
-                    raise ValueError(f"utterance {u.id!r} (dialogue {d.id!r}, {split}) of corpus {corpus.name!r} "
-                                     "has no label; every train/dev/test utterance needs one")
-                if u.label not in corpus.labels:
+                if u.label is not None and u.label not in corpus.labels:
                     raise ValueError(f"utterance {u.id!r} (dialogue {d.id!r}, {split}) has label {u.label!r}, "
                                      f"which is not in the corpus's label set {corpus.labels}; "
                                      "fix the corpus and prepare it again")
