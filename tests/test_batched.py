@@ -93,7 +93,7 @@ def _twin_epochs(config: TrainConfig, features: Path, epochs: int):
     optimizer = make_optimizer(model, config)
     steps: list[float] = []
     loss = model.target.loss
-    model.target.loss = lambda out, labels: _record(steps, loss(out, labels))
+    model.target.loss = lambda out, labels, votes=None: _record(steps, loss(out, labels, votes))
     for epoch in range(epochs):
         train_epoch(model, data, data.split("train"), optimizer, config.optim, generator, torch.device("cpu"))
         if epoch == 0:

@@ -44,7 +44,8 @@ def fit_floor(data: FusedData, grid: tuple[float, ...] = C_GRID) -> dict[str, An
         dialogues = data.split(name)
         rows = np.concatenate([d.rows for d in dialogues])
         labels = np.concatenate([d.labels for d in dialogues])
-        return x[rows], labels
+        labelled = labels >= 0  # context-only utterances have no label to fit or score
+        return x[rows[labelled]], labels[labelled]
 
     (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = split("train"), split("dev"), split("test")
     tried, best = [], None

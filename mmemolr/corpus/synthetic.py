@@ -23,6 +23,19 @@ the previous label with probability ``persistence``), so speaker and context sta
 
 ``write_synthetic(folder)`` writes a prepared corpus (corpus.json) and one text feature file, so
 ``mmemolr train --corpus FOLDER`` and the tests run on it like on any corpus.
+
+3. Simulated annotators (``make_annotated`` / ``write_annotated``): the check of agreement with people.
+Every mixed utterance has its own secondary emotion s, drawn per utterance from its true class's
+secondary distribution (``SECONDARY``: the designed partner with probability 1/2, two other labels with
+1/4 each), so which other label an utterance carries is not fixed by its class:
+
+  x = w·μ_true + (1 − w)·μ_s + b_speaker + noise
+
+``annotators`` people each vote one label from the utterance's true mixture (w on the true class, 1 − w on
+s), except that with probability ``annotator_noise`` a person votes a label at random. The corpus label
+is the label with the most votes; an utterance whose top count is shared has no majority and is
+context-only (label None), as EmotionLines' ``non-neutral`` rows. So the right refined distribution puts
+each utterance's non-gold mass on *its* secondary emotion: the votes it got, not its class's average.
 """
 
 from __future__ import annotations
@@ -119,6 +132,82 @@ def recovery(z: np.ndarray, ids: list[str], corpus: Corpus) -> dict[str, object]
     rho = float(spearmanr(true_mass, z[np.arange(len(ids)), partner])[0])
     return {"partner_share": shares, "min_share": min(shares.values()),
             "mean_share": float(np.mean(list(shares.values()))), "rho": rho}
+
+
+# Each class's secondary emotions and their probabilities (mixed utterances of the annotated corpus).
+SECONDARY = {
+    "joy": {"excitement": 0.5, "sadness": 0.25, "anger": 0.25},
+    "excitement": {"joy": 0.5, "fear": 0.25, "frustration": 0.25},
+    "anger": {"frustration": 0.5, "joy": 0.25, "fear": 0.25},
+    "frustration": {"anger": 0.5, "sadness": 0.25, "excitement": 0.25},
+    "sadness": {"fear": 0.5, "frustration": 0.25, "joy": 0.25},
+    "fear": {"sadness": 0.5, "anger": 0.25, "excitement": 0.25},
+}
+ANNOTATED_NAME = "synthetic-annotated"
+
+
+def make_annotated(dialogues: dict[str, int] | None = None, length: tuple[int, int] = (6, 12), dim: int = 32,
+                   signal: float = 3.0, noise: float = 0.5, mixed: float = 0.7, persistence: float = 0.5,
+                   speaker_scale: float = 0.2, speakers: int = 4, annotators: int = 5,
+                   annotator_noise: float = 0.1, seed: int = 0,
+                   name: str = ANNOTATED_NAME) -> tuple[Corpus, np.ndarray]:
+    """The corpus with simulated annotators' votes and its (N, dim) utterance vectors in corpus order.
+
+    Each utterance's ``extra`` holds its truth: ``true_label``, ``secondary`` (None when pure) and
+    ``secondary_weight`` (1 − w)."""
+    dialogues = dialogues or {"train": 160, "dev": 40, "test": 40}
+    rng = np.random.default_rng(seed)
+    n_labels = len(LABELS)
+    protos = rng.normal(size=(n_labels, dim))
+    protos *= signal / np.linalg.norm(protos, axis=1, keepdims=True)
+    speaker_bias = rng.normal(scale=speaker_scale, size=(speakers * 8, dim))
+    secondary = [([LABELS.index(k) for k in SECONDARY[lab]], list(SECONDARY[lab].values())) for lab in LABELS]
+    out, vectors, context_only = [], [], 0
+    for split, count in dialogues.items():
+        for d in range(count):
+            did = f"{split}-{d:04d}"
+            cast = rng.choice(len(speaker_bias), size=speakers, replace=False)
+            utts, true = [], int(rng.integers(n_labels))
+            for i in range(int(rng.integers(length[0], length[1] + 1))):
+                if i and rng.random() >= persistence:
+                    true = int(rng.integers(n_labels))
+                spk = int(cast[int(rng.integers(speakers))])
+                mixture = np.zeros(n_labels)
+                second = None
+                if rng.random() < mixed:
+                    w = float(rng.uniform(0.5, 0.9))
+                    second = int(rng.choice(secondary[true][0], p=secondary[true][1]))
+                    mixture[true], mixture[second] = w, 1.0 - w
+                else:
+                    w = 1.0
+                    mixture[true] = 1.0
+                x = w * protos[true] + (1.0 - w) * (protos[second] if second is not None else 0.0) + speaker_bias[spk]
+                vectors.append(x + rng.normal(scale=noise, size=dim))
+                people = (1.0 - annotator_noise) * mixture + annotator_noise / n_labels
+                counts = rng.multinomial(annotators, people)
+                top = np.flatnonzero(counts == counts.max())
+                label = LABELS[int(top[0])] if len(top) == 1 else None
+                context_only += label is None
+                utts.append(Utterance(
+                    id=f"{did}_{i}", dialogue_id=did, index=i, speaker=f"s{spk}", text=f"utterance {i}",
+                    label=label, split=split,
+                    votes={LABELS[k]: int(c) for k, c in enumerate(counts) if c},
+                    extra={"true_label": LABELS[true], "secondary": LABELS[second] if second is not None else None,
+                           "secondary_weight": round(1.0 - w, 6)}))
+            out.append(Dialogue(did, split, utts))
+    corpus = Corpus(name=name, labels=list(LABELS), dialogues=out,
+                    provenance={"format": "synthetic", "annotators": annotators, "annotator_noise": annotator_noise,
+                                "seed": seed},
+                    report={"context_only": {"no majority": context_only}})
+    corpus.validate()
+    return corpus, np.asarray(vectors, dtype=np.float32)
+
+
+def write_annotated(folder: str | Path, **kwargs) -> Path:
+    """Write ``folder``/corpus.json and ``folder``/text-synthetic.h5 of :func:`make_annotated`."""
+    corpus, vectors = make_annotated(**kwargs)
+    write_prepared(folder, corpus, vectors, "synthetic-annotated", kwargs)
+    return Path(folder)
 
 
 @dataclass(frozen=True)

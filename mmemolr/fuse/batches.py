@@ -21,12 +21,13 @@ class Batch:
     mask: torch.Tensor  # (B, T) bool, True on real utterances
     rows: torch.Tensor  # (B, T) long, row of the utterance in FusedData.ids (pad row where padded)
     n_parties: int
+    votes: torch.Tensor | None = None  # (B, T, C) annotator vote counts (FusedData.votes), if the corpus has them
 
     def to(self, device: torch.device | str) -> Batch:
         if str(device) == "cpu":
             return self
         return Batch(self.x.to(device), self.speakers.to(device), self.labels.to(device), self.mask.to(device),
-                     self.rows.to(device), self.n_parties)
+                     self.rows.to(device), self.n_parties, self.votes.to(device) if self.votes is not None else None)
 
 
 def collate(data: FusedData, dialogues: Sequence[DialogueIndex]) -> Batch:
@@ -44,6 +45,7 @@ def collate(data: FusedData, dialogues: Sequence[DialogueIndex]) -> Batch:
     return Batch(
         x=data.features[rows_t], speakers=torch.from_numpy(speakers), labels=torch.from_numpy(labels),
         mask=rows_t != data.pad_row, rows=rows_t, n_parties=int(speakers.max()) + 1,
+        votes=data.votes[rows_t] if data.votes is not None else None,
     )
 
 

@@ -40,6 +40,9 @@ class FusedData:
     features: torch.Tensor  # (N + 1, F) float32
     available: np.ndarray  # (N, M) bool, one column per modality
     dialogues: list[DialogueIndex]
+    # (N + 1, C) annotator votes per label (votes outside the label set left out; zeros where an utterance
+    # has none, and on the padding row); None when the corpus records no votes.
+    votes: torch.Tensor | None = None
 
     @property
     def input_dim(self) -> int:
@@ -113,4 +116,19 @@ def build_fused(corpus: Corpus, files: Mapping[str, FeatureFile], norm: ZNorm, l
     return FusedData(
         ids=ids, labels=list(labels), modalities=list(files), dims={c: ff.dim for c, ff in files.items()},
         features=torch.from_numpy(np.ascontiguousarray(matrix)), available=available, dialogues=dialogues,
+        votes=vote_matrix(corpus, labels),
     )
+
+
+def vote_matrix(corpus: Corpus, labels: Sequence[str]) -> torch.Tensor | None:
+    """(N + 1, C) vote counts over ``labels`` in corpus order, a zero padding row last; None without votes."""
+    if not corpus.has_votes:
+        return None
+    index = {label: i for i, label in enumerate(labels)}
+    utts = list(corpus.utterances())
+    counts = np.zeros((len(utts) + 1, len(labels)), dtype=np.float32)
+    for row, u in enumerate(utts):
+        for label, n in (u.votes or {}).items():
+            if label in index:
+                counts[row, index[label]] = n
+    return torch.from_numpy(counts)

@@ -88,13 +88,15 @@ def _records(files) -> dict[str, dict[str, Any]]:
 
 
 def _scores(corpus: Corpus, result, labels: list[str], ids: list[str]) -> dict[str, dict[str, float]]:
-    """Metrics per split (``unsplit`` for dialogues without one) where every gold label is the run's."""
-    split_of = {u.id: u.split for u in corpus.utterances()}
-    groups = np.array([split_of[ids[r]] or UNSPLIT for r in result.rows], dtype=object)
+    """Metrics per split (``unsplit`` for dialogues without one) where every gold label is the run's.
+    Context-only utterances (no label) are read as context and not scored."""
+    utts = {u.id: u for u in corpus.utterances()}
+    groups = np.array([utts[ids[r]].split or UNSPLIT for r in result.rows], dtype=object)
+    has_label = np.array([utts[ids[r]].label is not None for r in result.rows], dtype=bool)
     scores = {}
     for group in dict.fromkeys(groups.tolist()):
-        sel = groups == group
-        if (result.gold[sel] >= 0).all():
+        sel = (groups == group) & has_label
+        if sel.any() and (result.gold[sel] >= 0).all():
             scores[group] = summary(classification_metrics(result.gold[sel], result.pred[sel], labels))
     return scores
 

@@ -1,7 +1,9 @@
 """Training targets: what the predictor's output distribution is pulled towards.
 
 A target is one small module with a class decorated by ``@register_target``. It sees the predictor's
-states and the gold labels of the real (unpadded) utterances of a batch and returns the loss. Targets
+states and the gold labels of the labelled utterances of a batch (context-only utterances are read by the
+predictor but never reach a target), and their annotator votes where the corpus has them, and returns
+the loss. Targets
 only shape training: prediction uses the Emotion Predictor alone, so a target's own parameters (the
 label refinement module of ``rld``, the label embeddings of ``lcm``) are not needed at inference.
 """
@@ -27,6 +29,8 @@ class Target(nn.Module):
     description: ClassVar[str] = ""
     # True when z is a learned distribution worth writing to predictions.csv as <name>_<label>.
     refines: ClassVar[bool] = False
+    # True when z is built from the annotators' votes: `train` refuses it on a corpus without votes.
+    needs_votes: ClassVar[bool] = False
 
     def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int,
                  emotion_dim: int | None = None) -> None:
@@ -34,13 +38,15 @@ class Target(nn.Module):
         self.config = config
         self.n_classes = n_classes
 
-    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
-        """Target distribution z (N, C) for outputs ``out`` (N, ·) with gold ``labels`` (N,)."""
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor,
+                     votes: torch.Tensor | None = None) -> torch.Tensor:
+        """Target distribution z (N, C) for outputs ``out`` (N, ·) with gold ``labels`` (N,) and annotator vote
+        counts ``votes`` (N, C; None when the corpus has none)."""
         raise NotImplementedError(f"target {self.name!r} defines neither distribution() nor loss()")
 
-    def loss(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, out: PredictorOutput, labels: torch.Tensor, votes: torch.Tensor | None = None) -> torch.Tensor:
         """Mean over utterances of KL(z ‖ softmax(logits))."""
-        return kl_to(out.logits, self.distribution(out, labels))
+        return kl_to(out.logits, self.distribution(out, labels, votes))
 
     def states(self, tensor: torch.Tensor) -> torch.Tensor:
         """A predictor state as the target module reads it (cut from the graph unless gradient=both)."""

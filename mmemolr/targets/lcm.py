@@ -29,7 +29,8 @@ class LabelConfusion(Target):
         # dense layer.
         self.label_proj = nn.Linear(label_dim, emotion_dim or hidden)
 
-    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor,
+                     votes: torch.Tensor | None = None) -> torch.Tensor:
         labels_h = torch.tanh(self.label_proj(self.label_emb.weight))  # (C, D)
         sim = torch.softmax(self.states(out.emotion) @ labels_h.t(), dim=-1)
         y = F.one_hot(labels, self.n_classes).to(sim.dtype)

@@ -14,7 +14,8 @@ class LabelSmoothing(Target):
     name = "ls"
     description = "label smoothing with epsilon = target.smoothing"
 
-    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor,
+                     votes: torch.Tensor | None = None) -> torch.Tensor:
         eps = self.config.smoothing
         y = F.one_hot(labels, self.n_classes).to(out.logits.dtype)
         return (1.0 - eps) * y + eps / self.n_classes

@@ -14,8 +14,9 @@ class OneHot(Target):
     name = "onehot"
     description = "cross-entropy with the one-hot gold label"
 
-    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor,
+                     votes: torch.Tensor | None = None) -> torch.Tensor:
         return F.one_hot(labels, self.n_classes).to(out.logits.dtype)
 
-    def loss(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, out: PredictorOutput, labels: torch.Tensor, votes: torch.Tensor | None = None) -> torch.Tensor:
         return F.cross_entropy(out.logits, labels)

@@ -52,7 +52,8 @@ class RefinedLabels(Target):
             return torch.softmax(scores.detach(), dim=-1)
         return scores
 
-    def distribution(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+    def distribution(self, out: PredictorOutput, labels: torch.Tensor,
+                     votes: torch.Tensor | None = None) -> torch.Tensor:
         return self.combine(self.refined(out), labels)
 
     def combine(self, rld: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -65,7 +66,7 @@ class RefinedLabels(Target):
             return self.finish(torch.softmax(base + self.config.eta * y, dim=-1))
         return self.finish(mix_with_onehot(rld, y, self.config.smoothing))
 
-    def loss(self, out: PredictorOutput, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, out: PredictorOutput, labels: torch.Tensor, votes: torch.Tensor | None = None) -> torch.Tensor:
         scores = self.scores(out)
         loss = kl_to(out.logits, self.combine(self._rld(scores), labels))
         if self.config.refiner == "supervised" and self.config.gradient != "detach":

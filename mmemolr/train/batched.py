@@ -117,7 +117,7 @@ def restrict(prepared: PreparedData, codes: Sequence[str], fused: bool = True) -
         own = FusedData(ids=data.ids, labels=data.labels, modalities=list(codes),
                         dims={c: data.dims[c] for c in codes}, features=pad,
                         available=data.available[:, [data.modalities.index(c) for c in codes]],
-                        dialogues=data.dialogues)
+                        dialogues=data.dialogues, votes=data.votes)
     return PreparedData(prepared.corpus, prepared.corpus_folder, files, norm, own)  # type: ignore[arg-type]
 
 
@@ -144,10 +144,11 @@ class _Batch:
     speakers: torch.Tensor  # (A, B, T)
     mask: torch.Tensor  # (A, B, T)
     n_parties: int
-    index: torch.Tensor  # (A, N) flat positions of each run's utterances
+    index: torch.Tensor  # (A, N) flat positions of each run's labelled utterances (context-only ones are not scored)
     labels: torch.Tensor  # (A, N)
     weight: torch.Tensor  # (A, N) 1/N_r, 0 on padding
     counts: torch.Tensor  # (A,) N_r
+    votes: torch.Tensor | None = None  # (A, N, C) annotator votes of those utterances, if the corpus has them
 
 
 def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequence[DialogueIndex]],
@@ -165,7 +166,7 @@ def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequ
         speakers[i, :x.rows.shape[0], :x.rows.shape[1]] = x.speakers
         labels[i, :x.rows.shape[0], :x.rows.shape[1]] = x.labels
     mask = rows != data.pad_row
-    flat = mask.view(a, -1)
+    flat = (mask & (labels >= 0)).view(a, -1)
     counts = flat.sum(1)
     n = int(counts.max())
     index = torch.zeros((a, n), dtype=torch.long)
@@ -173,11 +174,15 @@ def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequ
     for i in range(a):
         pos = flat[i].nonzero().squeeze(1)
         index[i, :len(pos)] = pos
-        weight[i, :len(pos)] = 1.0 / len(pos)
+        weight[i, :len(pos)] = 1.0 / max(1, len(pos))
     sel_labels = labels.view(a, -1).gather(1, index).clamp(min=0)
+    votes = None
+    if data.votes is not None:
+        votes = data.votes[rows.view(a, -1).gather(1, index)].to(device=device, dtype=features.dtype)
     rows_d = rows.to(device)
     return _Batch(features[rows_d], speakers.to(device), mask.to(device), max(x.n_parties for x in batches),
-                  index.to(device), sel_labels.to(device), weight.to(device=device, dtype=features.dtype), counts)
+                  index.to(device), sel_labels.to(device), weight.to(device=device, dtype=features.dtype), counts,
+                  votes)
 
 
 class GroupTrainer:
@@ -265,7 +270,7 @@ class GroupTrainer:
         for step in range(len(plans[0])):
             batch = gather_batch(data, features, [[dialogues[i] for i in plan[step]] for plan in plans], self.device)
             losses = self.stacked.losses(w, masks, batch.x, batch.speakers, batch.mask, batch.n_parties,
-                                         batch.index, batch.labels, batch.weight)
+                                         batch.index, batch.labels, batch.weight, batch.votes)
             if on_step is not None:
                 on_step(losses.detach())
             grads = list(torch.autograd.grad(losses.sum(), params))

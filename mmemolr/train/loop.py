@@ -24,9 +24,13 @@ def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[Dialogue
     params = [p for p in model.parameters() if p.requires_grad]
     for batch in iterate_batches(data, dialogues, optim.batch_dialogues, generator, optim.bucket):
         batch = batch.to(device)
+        # Every real utterance is read as context; the loss sees the labelled ones (context-only: label -1).
+        scored = batch.mask & (batch.labels >= 0)
+        if not bool(scored.any()):
+            continue  # a batch of context-only dialogues holds nothing to learn from
         out = model.predictor(batch.x, batch.speakers, batch.mask, batch.n_parties)
-        labels = batch.labels[batch.mask]
-        loss = model.target.loss(out.select(batch.mask), labels)
+        labels = batch.labels[scored]
+        loss = model.target.loss(out.select(scored), labels, batch.votes[scored] if batch.votes is not None else None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if optim.grad_clip:
@@ -40,7 +44,7 @@ def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[Dialogue
         if bar is not None:
             bar.update(len(batch.x))
     if count == 0:
-        raise ValueError("the training split has no utterances")
+        raise ValueError("the training split has no labelled utterances")
     return total / count
 
 
@@ -53,7 +57,8 @@ class Evaluation:
     probs: np.ndarray  # (N, C)
     loss: float | None  # mean cross-entropy over the labelled utterances (None without labels)
     emotion: np.ndarray | None = None  # (N, D) e_t
-    refined: np.ndarray | None = None  # (N, C) the target distribution z (rld, lcm), needs gold labels
+    # (N, C) the target distribution z (refining targets); NaN on context-only rows (z needs a gold label)
+    refined: np.ndarray | None = None
 
     @property
     def pred(self) -> np.ndarray:
@@ -77,10 +82,19 @@ def evaluate(model: EmoLRModel, data: FusedData, dialogues: Sequence[DialogueInd
         if states:
             emotion.append(sel.emotion.float().cpu())
         if refined and model.target.refines:
-            if bool((labels < 0).any()):
-                raise ValueError("the refined label distribution needs gold labels for every utterance")
-            dist.append(model.target.distribution(sel, labels).float().cpu())
+            dist.append(refined_rows(model, sel, labels, batch.votes[batch.mask] if batch.votes is not None else None))
     return collect_evaluation(rows, gold, probs, emotion if states else None, dist)
+
+
+def refined_rows(model: EmoLRModel, out, labels: torch.Tensor, votes: torch.Tensor | None) -> torch.Tensor:
+    """z (N, C) for selected outputs ``out``; NaN rows for the context-only utterances (label -1)."""
+    z = torch.full((labels.shape[0], model.target.n_classes), float("nan"))
+    scored = labels >= 0
+    if bool(scored.any()):
+        part = out.select(scored)
+        z[scored.cpu()] = model.target.distribution(part, labels[scored],
+                                                    votes[scored] if votes is not None else None).float().cpu()
+    return z
 
 
 def collect_evaluation(rows: list[torch.Tensor], gold: list[torch.Tensor], probs: list[torch.Tensor],

@@ -10,11 +10,15 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 
 def classification_metrics(gold: np.ndarray, pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Fractions in [0, 1]; classes absent from gold and pred get F1 0 (sklearn zero_division=0)."""
+    """Fractions in [0, 1]; classes absent from gold and pred get F1 0 (sklearn zero_division=0).
+
+    Rows with gold -1 (context-only utterances: no usable label) are not scored."""
     gold = np.asarray(gold, dtype=np.int64)
     pred = np.asarray(pred, dtype=np.int64)
+    scored = gold >= 0
+    gold, pred = gold[scored], pred[scored]
     if len(gold) == 0:
-        raise ValueError("no utterances to score")
+        raise ValueError("no labelled utterances to score")
     idx = list(range(len(labels)))
     per_class = f1_score(gold, pred, labels=idx, average=None, zero_division=0)
     support = np.bincount(gold, minlength=len(labels))

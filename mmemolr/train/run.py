@@ -12,17 +12,19 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmemolr.config import to_dict
 from mmemolr.fileio import remove_stale_temporaries
-from mmemolr.fuse import describe_file
+from mmemolr.fuse import FusedData, describe_file
 from mmemolr.progress import Progress
+from mmemolr.targets.agreement import agreement_with_votes, annotator_class_shapes
 from mmemolr.targets.diagnostics import refinement_diagnostics
 from mmemolr.train import rundir
 from mmemolr.train.build import EmoLRModel, build_model
@@ -31,7 +33,7 @@ from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
 from mmemolr.train.ema import WeightAverage, cpu_copy, swapped_in
-from mmemolr.train.loop import evaluate, train_epoch
+from mmemolr.train.loop import Evaluation, evaluate, train_epoch
 from mmemolr.train.metrics import classification_metrics, summary
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,7 @@ def begin_run(config: TrainConfig, run_dir: Path, features_dir: Path,
     if prepared is None:
         prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
                                       config.model.availability_input)
+    check_target_data(config, prepared)
     inputs = {code: describe_file(ff) for code, ff in prepared.files.items()}
     if complete or resuming:
         rundir.check_same_inputs(run_dir, rundir.recorded_inputs(run_dir), inputs, INPUTS_REMEDY)
@@ -153,6 +156,18 @@ def begin_run(config: TrainConfig, run_dir: Path, features_dir: Path,
     if resuming:
         remove_stale_temporaries(run_dir)  # half-written files of the killed process
     return RunStart(None, prepared, inputs, resuming)
+
+
+def check_target_data(config: TrainConfig, prepared: PreparedData) -> None:
+    """A target built from the annotators' votes needs a corpus that records them."""
+    from mmemolr.targets import TARGETS, load_builtin_targets
+
+    load_builtin_targets()
+    if TARGETS[config.target.name].needs_votes and prepared.data.votes is None:
+        raise ValueError(
+            f"target {config.target.name!r} trains on the annotators' votes, and corpus {prepared.corpus.name!r} "
+            "records none; use a corpus with votes (emotionlines, the raw IEMOCAP release, a manifest with a votes "
+            "column) or another target (onehot, rld, ls, lcm)")
 
 
 def write_run_start(run_dir: Path, config: TrainConfig, prepared: PreparedData, inputs: dict[str, dict]) -> None:
@@ -237,7 +252,7 @@ def finish_run(config: TrainConfig, run_dir: Path, prepared: PreparedData, input
     data, corpus = prepared.data, prepared.corpus
     model.load_state_dict(load_checkpoint(run_dir / rundir.BEST, map_location=device))
     batch = config.optim.eval_batch_dialogues
-    valid = evaluate(model, data, data.split("dev"), batch, device, refined=True)
+    valid = evaluate(model, data, data.split("dev"), batch, device, states=True, refined=True)
     test = evaluate(model, data, data.split("test"), batch, device, states=True, refined=True)
     test_metrics = classification_metrics(test.gold, test.pred, data.labels)
     write_test_outputs(run_dir, prepared, test, model.target.name if model.target.refines else None)
@@ -262,13 +277,30 @@ def finish_run(config: TrainConfig, run_dir: Path, prepared: PreparedData, input
         "seed": config.seed,
         "warnings": warnings,
     }
+    evaluations = (("valid", valid), ("test", test))
+    agreement = people_agreement(data, evaluations) if data.votes is not None else None
+    if agreement is not None:
+        results["agreement"] = agreement  # with the annotators' votes (mmemolr.targets.agreement)
     if valid.refined is not None:
-        # Does the target refine or only smooth? (mmemolr.targets.diagnostics)
-        results["refinement"] = {name: refinement_diagnostics(ev.refined, ev.gold, data.labels)
-                                 for name, ev in (("valid", valid), ("test", test))}
+        # Does the target refine, only smooth, or add noise? (mmemolr.targets.diagnostics)
+        results["refinement"] = {
+            name: refinement_diagnostics(ev.refined, ev.gold, data.labels, states=ev.emotion,
+                                         people=agreement[name]["target"] if agreement else None)
+            for name, ev in evaluations}
     rundir.write_results(run_dir, results)
     (run_dir / rundir.LAST).unlink(missing_ok=True)
     return results
+
+
+def people_agreement(data: FusedData, evaluations: Sequence[tuple[str, Evaluation]]) -> dict[str, Any]:
+    """Per split, the agreement of the predicted (and refined) distributions with the annotators' votes,
+    beside the nulls of mmemolr.targets.agreement (the annotators' class shapes from the train split)."""
+    votes = data.votes.numpy()
+    train = data.split("train")
+    rows = np.concatenate([d.rows for d in train])
+    annotators = annotator_class_shapes(votes[rows], np.concatenate([d.labels for d in train]), len(data.labels))
+    return {name: agreement_with_votes(ev.probs, ev.gold, votes[ev.rows], annotators, z=ev.refined)
+            for name, ev in evaluations}
 
 
 def capped_warning(config: TrainConfig, state: dict[str, Any]) -> list[str]:

@@ -187,30 +187,33 @@ class StackedModel:
 
     def losses(self, weights: dict[str, torch.Tensor], masks: torch.Tensor, x: torch.Tensor, speakers: torch.Tensor,
                mask: torch.Tensor, n_parties: int, index: torch.Tensor, labels: torch.Tensor,
-               weight: torch.Tensor) -> torch.Tensor:
+               weight: torch.Tensor, votes: torch.Tensor | None = None) -> torch.Tensor:
         """Per-run training losses (A,) for A stacked runs: ``weights`` (A, ...), ``masks`` (A, U) their input
         columns, ``x`` (A, B, T, U), ``speakers``/``mask`` (A, B, T), ``index`` (A, N) the flat (B*T) positions
         of each run's utterances (padded), ``labels`` (A, N), ``weight`` (A, N): 1/N_r on run r's utterances,
-        0 on padding. The loss of a run is its target's mean loss over its own utterances, computed per
+        0 on padding, ``votes`` (A, N, C) their annotator votes (targets that read them). The loss of a run is its target's mean loss over its own utterances, computed per
         utterance so that runs with different numbers of utterances share one call."""
         template = self.template
         template.train()
 
-        def run_loss(model, xr, sp, mk, idx, y, wt):
+        def run_loss(model, xr, sp, mk, idx, y, wt, vt):
             out = model.predictor(xr, sp, mk, n_parties)
             sel = {f.name: getattr(out, f.name).flatten(0, 1)[idx] for f in fields(out)
                    if getattr(out, f.name) is not None}
 
-            def one_utterance(parts, label):
+            def one_utterance(parts, label, vote):
                 single = type(out)(**{name: p.unsqueeze(0) for name, p in parts.items()})
-                return model.target.loss(single, label.unsqueeze(0))
+                return model.target.loss(single, label.unsqueeze(0), vote.unsqueeze(0) if vote is not None else None)
 
-            return (vmap(one_utterance, randomness="different")(sel, y) * wt).sum()
+            per_utterance = vmap(one_utterance, in_dims=(0, 0, vote_dim), randomness="different")
+            return (per_utterance(sel, y, vt) * wt).sum()
 
-        def one_run(w, m, xr, sp, mk, idx, y, wt):
-            return self._call(w, lambda model: run_loss(model, xr * m, sp, mk, idx, y, wt))
+        def one_run(w, m, xr, sp, mk, idx, y, wt, vt):
+            return self._call(w, lambda model: run_loss(model, xr * m, sp, mk, idx, y, wt, vt))
 
-        return vmap(one_run, randomness="different")(weights, masks, x, speakers, mask, index, labels, weight)
+        vote_dim = 0 if votes is not None else None  # vmap maps no dimension of a missing input
+        return vmap(one_run, in_dims=(0,) * 8 + (vote_dim,), randomness="different")(
+            weights, masks, x, speakers, mask, index, labels, weight, votes)
 
     @torch.no_grad()
     def predict(self, weights: dict[str, torch.Tensor], masks: torch.Tensor, x: torch.Tensor, speakers: torch.Tensor,
