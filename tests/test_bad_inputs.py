@@ -150,7 +150,7 @@ BAD_MANIFEST = ["corpus", "prepare", "--corpus", "manifest", "--root", "{W}/raw"
 CASES = [
     # corpus
     Case("corpus-unknown-format", ["corpus", "inspect", "--corpus", "nope", "--root", "{W}"], 1,
-         r"unknown corpus format 'nope'; known: emorynlp, iemocap, manifest, meld"),
+         r"unknown corpus format 'nope'; known: emorynlp, emotionlines, iemocap, manifest, meld"),
     Case("corpus-missing-root", ["corpus", "inspect", "--corpus", "meld", "--root", "{W}/nowhere"], 1,
          r"corpus root .*nowhere does not exist"),
     Case("manifest-missing-column", BAD_MANIFEST, 1, r"manifest.csv: missing column\(s\) speaker",

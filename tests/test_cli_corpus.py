@@ -48,7 +48,7 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train_sent_emo.csv: MELD file not found" in err
     assert main(["corpus", "inspect", "--corpus", "friends", "--root", str(tmp_path)]) == 1
-    assert "unknown corpus format 'friends'; known: emorynlp, iemocap, manifest, meld, transcript" in capsys.readouterr().err
+    assert "unknown corpus format 'friends'; known: emorynlp, emotionlines, iemocap, manifest, meld, transcript" in capsys.readouterr().err
     (tmp_path / "x.pkl").write_bytes(b"")
     assert main(["corpus", "inspect", "--corpus", "iemocap", "--root", str(tmp_path / "x.pkl")]) == 1
     assert "--trust-pickle" in capsys.readouterr().err

@@ -119,3 +119,101 @@ def test_pickle_bad_label(tmp_path):
         pickle.dump(data, fh)
     with pytest.raises(CorpusError, match=rf"dialogue {did}, utterance 1: label id 9 outside 0..5"):
         load_corpus("iemocap", path, trust_pickle=True)
+
+
+# One EmoEvaluation file written from the release's format: after each turn's summary line, one categorical
+# line per evaluator (C-E*: annotators; C-F*/C-M*: the actors' self-evaluations), then the dimensional A-* lines.
+EVALUATED = """% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]
+
+[6.2901 - 8.2357]\tSes01F_impro01_F000\tfru\t[2.0000, 3.5000, 3.0000]
+C-E1:\tFrustration;\tAnger;\t()
+C-E2:\tFrustration;\t(annoyed (really))
+C-E4:\tOther:bored;\t()
+C-F1:\tNeutral;\t()
+A-E1:\tval 2; act 3; dom  3;\t()
+A-F1:\tval 3; act 2; dom  2;\t()
+
+[10.0000 - 12.5000]\tSes01F_impro01_M000\txxx\t[2.5000, 2.5000, 2.5000]
+C-E1:\tSurprise;\t()
+C-E2:\tHappiness;\t()
+C-E3:\tNeutral state;\t()
+C-M1:\tExcited;\t()
+
+[13.0000 - 15.0000]\tSes01F_impro01_F001\tneu\t[2.5000, 2.5000, 2.5000]
+C-E2:\tNeutral;\t()
+C-E3:\tneutral;\t()
+C-E4:\tNeutral; \t(calm)
+
+[20.5000 - 22.0000]\tSes01F_impro01_M001\tsad\t[2.5000, 2.5000, 2.5000]
+"""
+
+
+def write_evaluated(root: Path, text: str = EVALUATED) -> Path:
+    """The raw-release fixture with Session1's first dialogue evaluated as above."""
+    make_raw_release(root)
+    (root / "IEMOCAP_full_release/Session1/dialog/EmoEvaluation/Ses01F_impro01.txt").write_text(text)
+    return root
+
+
+def test_evaluator_votes(tmp_path):
+    corpus = load_corpus("iemocap", write_evaluated(tmp_path))
+    turns = {u.id: u for u in corpus.utterances() if u.dialogue_id == "Ses01F_impro01"}
+    assert sorted(turns) == ["Ses01F_impro01_F000", "Ses01F_impro01_F001", "Ses01F_impro01_M001"]  # xxx dropped
+    # every category of every evaluator counts; Other:<text> goes to other; the actor's C-F1 is left out
+    assert turns["Ses01F_impro01_F000"].votes == {"fru": 2, "ang": 1, "other": 1}
+    assert turns["Ses01F_impro01_F000"].extra["evaluators"] == 3
+    assert turns["Ses01F_impro01_F001"].votes == {"neu": 3}
+    assert turns["Ses01F_impro01_M001"].votes is None and "evaluators" not in turns["Ses01F_impro01_M001"].extra
+    # the other dialogues of the fixture: one evaluator, "Neutral"
+    assert corpus.dialogues[-1].utterances[0].votes == {"neu": 1}
+    report = corpus.report
+    assert report["actor_evaluations_left_out"] == 2
+    assert report["evaluator_other_names"] == {"Other": 1, "Surprise": 1}
+    assert report["dropped_labels"]["xxx"] >= 1 and report["context_only"] == {}
+    assert corpus.has_votes
+
+
+def test_context_turns_keep_the_other_turns_as_context(tmp_path):
+    root = write_evaluated(tmp_path / "raw")
+    six = load_corpus("iemocap", root)
+    context = load_corpus("iemocap", root, context_turns=True)
+    m000 = next(u for u in context.utterances() if u.id == "Ses01F_impro01_M000")
+    assert m000.label is None and m000.extra["context_reason"] == "xxx"
+    assert m000.votes == {"other": 1, "hap": 1, "neu": 1} and m000.text == "Line 2 of Ses01F_impro01."
+    d = next(d for d in context.dialogues if d.id == "Ses01F_impro01")
+    assert [u.id.rsplit("_", 1)[1] for u in d.utterances] == ["F000", "M000", "F001", "M001"]  # by start time
+    assert context.report["context_only"] == six.report["dropped_labels"]
+    assert context.report["dropped_utterances"] == 0 and context.report["dropped_labels"] == {}
+    assert len(context.context_only()) == six.report["dropped_utterances"]
+    # the six-class turns are the same, in the same splits: keeping context changes no split
+    labelled = {u.id: (u.split, u.label, u.votes) for u in context.utterances() if u.label is not None}
+    assert labelled == {u.id: (u.split, u.label, u.votes) for u in six.utterances()}
+    assert context.provenance["context_turns"] and not six.provenance["context_turns"]
+
+
+def test_context_turns_cli_and_summary(tmp_path, capsys):
+    from mmemolr.cli.main import main
+
+    root = write_evaluated(tmp_path)
+    assert main(["corpus", "inspect", "--corpus", "iemocap", "--root", str(root), "--context-turns"]) == 0
+    out = capsys.readouterr().out
+    assert "context-only utterances" in out and "xxx" in out and "sur" in out
+    assert "annotator agreement" in out and "gold \\ votes  hap" in out
+    assert main(["corpus", "inspect", "--corpus", "meld", "--root", str(root), "--context-turns"]) == 1
+    assert "--context-turns is for --corpus iemocap" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("position, line, message", [
+    (3, "C-X1:\tNeutral;\t()", r"Ses01F_impro01.txt: line 4: unknown evaluator 'C-X1'; expected C-E<n>"),
+    (2, "C-E1:\tNeutral;\t()", r"Ses01F_impro01.txt: line 3: evaluation line before the first turn's summary line"),
+])
+def test_bad_evaluation_lines(tmp_path, position, line, message):
+    lines = EVALUATED.splitlines()
+    lines.insert(position, line)
+    with pytest.raises(CorpusError, match=message):
+        load_corpus("iemocap", write_evaluated(tmp_path, "\n".join(lines)))
+
+
+def test_pickle_has_no_context_turns(tmp_path):
+    with pytest.raises(CorpusError, match="context_turns needs the raw release"):
+        load_corpus("iemocap", make_pickle(tmp_path / "p.pkl"), trust_pickle=True, context_turns=True)

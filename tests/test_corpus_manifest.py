@@ -151,3 +151,83 @@ def test_labelled_manifests_stay_strict(tmp_path, extra, message):
     (tmp_path / "manifest.csv").write_text(CSV + extra + "\n")
     with pytest.raises(CorpusError, match=message):
         load_corpus("manifest", tmp_path)
+
+
+VOTED = """dialogue_id,utterance_index,speaker,text,label,split,votes
+d1,0,A,first,happy,train,happy:3;sad:2
+d1,1,B,second,-,train,happy:2; sad:2 ;other:1;
+d1,2,A,third,sad,train,
+d2,0,A,hello,happy,dev,happy:4
+d3,0,B,bye,sad,test,sad:1;other:0
+"""
+
+
+def test_votes_column_and_context_only_rows(tmp_path, capsys):
+    from mmemolr.cli.main import main
+
+    (tmp_path / "manifest.csv").write_text(VOTED)
+    corpus = load_corpus("manifest", tmp_path)
+    u = {x.id: x for x in corpus.utterances()}
+    assert u["d1_u0"].votes == {"happy": 3, "sad": 2} and u["d1_u2"].votes is None
+    # '-' marks a context-only row: no label, kept in its dialogue, votes kept
+    assert u["d1_u1"].label is None and u["d1_u1"].votes == {"happy": 2, "sad": 2, "other": 1}
+    assert [x.id for x in corpus.context_only()] == ["d1_u1"] and corpus.labels == ["happy", "sad"]
+    assert corpus.report["context_only"] == {"label '-'": 1}
+    assert u["d3_u0"].votes == {"sad": 1, "other": 0}
+    # JSONL: the same string, or an object
+    rows = [{"dialogue_id": "x", "utterance_index": 0, "speaker": "A", "text": "hi", "label": "neu", "split": "train",
+             "votes": {"neu": 2, "other": 1}},
+            {"dialogue_id": "x", "utterance_index": 1, "speaker": "B", "text": "yo", "label": "-", "split": "train",
+             "votes": "neu:1;pos:1"},
+            {"dialogue_id": "x", "utterance_index": 2, "speaker": "A", "text": "ok", "label": "pos", "split": "train"}]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    jsonl = load_corpus("manifest", tmp_path / "m.jsonl")
+    assert [x.votes for x in jsonl.utterances()] == [{"neu": 2, "other": 1}, {"neu": 1, "pos": 1}, None]
+    assert [x.label for x in jsonl.utterances()] == ["neu", None, "pos"]
+    assert main(["corpus", "inspect", "--corpus", "manifest", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "label '-'" in out and "annotator agreement" in out
+
+
+@pytest.mark.parametrize("votes, message", [
+    ("happy:three", r"votes 'happy:three': count 'three' is not a whole number \(0 or more\)"),
+    ("happy:-1", r"votes 'happy:-1': count '-1' is not a whole number"),
+    ("happy:1.5", r"votes 'happy:1.5': count '1.5' is not a whole number"),
+    ("happy3", r"votes 'happy3': 'happy3' is not label:count \(write e.g. joy:3;neutral:2\)"),
+    (":3", r"votes ':3': ':3' is not label:count"),
+    ("happy:1;happy:2", r"votes 'happy:1;happy:2' name 'happy' twice"),
+    ("happy:0;sad:0", r"votes 'happy:0;sad:0' hold no vote; leave votes empty"),
+])
+def test_bad_vote_strings_name_file_line_and_utterance(tmp_path, votes, message):
+    (tmp_path / "manifest.csv").write_text(VOTED + f'd4,0,A,t,sad,test,"{votes}"\n')
+    with pytest.raises(CorpusError, match=r"manifest.csv: line 7: utterance 'd4_u0': " + message):
+        load_corpus("manifest", tmp_path)
+
+
+def test_vote_labels_outside_the_corpus_and_bad_jsonl_votes(tmp_path):
+    (tmp_path / "manifest.csv").write_text(VOTED + "d4,0,A,t,sad,test,angry:2;sad:1\n")
+    with pytest.raises(CorpusError, match=r"manifest.csv: line 7: utterance 'd4_u0': votes name 'angry', which is "
+                       r"neither a label of this manifest \(happy, sad\) nor 'other'; .* counts as other:N"):
+        load_corpus("manifest", tmp_path)
+    # a label given in the labels option is a label, even if no row is gold-labelled with it
+    assert load_corpus("manifest", tmp_path, labels=["happy", "sad", "angry"]).dialogues[-1].utterances[0].votes \
+        == {"angry": 2, "sad": 1}
+    row = {"dialogue_id": "x", "utterance_index": 0, "speaker": "A", "text": "hi", "label": "neu", "split": "train"}
+    for votes, message in [([3, 2], r"votes \[3, 2\] must be a string like 'joy:3;neutral:2'"),
+                           ({"neu": 2.5}, r"votes \{'neu': 2.5\}: count 2.5 is not a whole number"),
+                           ({"neu": True}, r"votes \{'neu': True\}: count True is not a whole number")]:
+        (tmp_path / "m.jsonl").write_text(json.dumps(row | {"votes": votes}))
+        with pytest.raises(CorpusError, match=r"m.jsonl: line 1: utterance 'x_u0': " + message):
+            load_corpus("manifest", tmp_path / "m.jsonl")
+    # votes without any label: an error, not a silent drop
+    (tmp_path / "m.jsonl").write_text(json.dumps(row | {"label": None, "votes": "neu:2"}))
+    with pytest.raises(CorpusError, match=r"votes name 'neu', which is neither a label of this manifest \(none: no "
+                       r"row has a label\)"):
+        load_corpus("manifest", tmp_path / "m.jsonl")
+
+
+def test_empty_label_still_an_error_naming_the_context_marker(tmp_path):
+    (tmp_path / "manifest.csv").write_text(VOTED + "d4,0,A,t,,test,\n")
+    with pytest.raises(CorpusError, match=r"line 7: empty label for utterance 'd4_u0'; line 2 has one.*label '-' "
+                       r"marks a context-only row"):
+        load_corpus("manifest", tmp_path)

@@ -369,8 +369,8 @@ def test_cli_corpus_names_any_case_and_close_names(features, tmp_path, capsys, m
     assert main(["train", "--corpus", "synht", "--features-dir", str(features), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "did you mean --corpus synth?" in err
-    assert "mmemolr corpus prepare --corpus FORMAT --root RAW_FILES (formats: emorynlp, iemocap, manifest, meld, " \
-           "transcript)" in err and "--corpus synht --root" not in err
+    assert "mmemolr corpus prepare --corpus FORMAT --root RAW_FILES (formats: emorynlp, emotionlines, iemocap, manifest, " \
+           "meld, transcript)" in err and "--corpus synht --root" not in err
     # another case finds the prepared corpus; the run folder and config use its own name
     # --modalities text is t on purpose (documented): the same run folder and config as --modalities t
     assert main(["train", "--corpus", "SYNTH", "--features-dir", str(features), "--modalities", "text,audio",

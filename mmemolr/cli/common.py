@@ -11,7 +11,8 @@ from mmemolr.corpus.prepared import DEFAULT_FEATURES_DIR
 def add_corpus_source_args(parser: argparse.ArgumentParser) -> None:
     """--corpus/--root for commands that read raw corpus files."""
     parser.add_argument("--corpus", required=True,
-                        help="corpus format (any case): meld, emorynlp, iemocap, manifest, transcript")
+                        help="corpus format (any case): meld, emorynlp, emotionlines, iemocap, manifest, "
+                        "transcript")
     parser.add_argument("--root", required=True, help="folder (or file) of the raw corpus; transcript: a .stm, "
                         ".vtt, .srt or .csv file, or a folder of them with their recordings")
     parser.add_argument("--media-root", help="MELD: folder of the raw release with the video clips")
@@ -23,6 +24,10 @@ def add_corpus_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="manifest, transcript: corpus name (default: the manifest's folder name, "
                         "the transcript's file name)")
     parser.add_argument("--valid-seed", type=int, default=0, help="IEMOCAP raw: seed of the validation carve")
+    parser.add_argument("--context-turns", action="store_true",
+                        help="IEMOCAP raw: keep the turns outside the six classes (xxx, oth, sur, fea, dis) in their "
+                        "dialogue as context-only utterances (no label: read as context, left out of loss and "
+                        "metrics) instead of dropping them")
 
 
 def corpus_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,6 +49,10 @@ def corpus_options(args: argparse.Namespace) -> dict[str, Any]:
         options["name"] = args.name
     if args.corpus == "iemocap":
         options["valid_seed"] = args.valid_seed
+    if args.context_turns:
+        if args.corpus != "iemocap":
+            raise ValueError(f"--context-turns is for --corpus iemocap (raw release), not {args.corpus}")
+        options["context_turns"] = True
     return options
 
 

@@ -4,9 +4,11 @@ Columns / keys:
   dialogue_id (str), utterance_index (int, order inside the dialogue), speaker, text, and optionally
   label, split (train/dev/test), utterance_id (default ``{dialogue_id}_u{utterance_index}``),
   audio_path, video_path (relative to the manifest's folder or absolute), start, end (seconds or
-  HH:MM:SS.mmm inside the media file).
+  HH:MM:SS.mmm inside the media file), votes (annotator votes: ``joy:3;neutral:2``; in JSONL also an object
+  ``{"joy": 3, "neutral": 2}``; labels of the corpus or ``other``).
 A labelled manifest has a label and a split on every row (a corpus to train or score); a label-free one
-has no label on any row and optional splits (a corpus to predict). A mix is an error naming the row.
+has no label on any row and optional splits (a corpus to predict). A mix is an error naming the row. In a
+labelled manifest the label ``-`` marks a context-only row: kept in its dialogue as context, never scored.
 The label set is the sorted set of labels found, unless ``labels`` is given (option ``labels``).
 """
 
@@ -16,11 +18,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mmemolr.corpus.model import Corpus, CorpusError, Utterance, build_dialogues
+from mmemolr.corpus.model import OTHER, Corpus, CorpusError, Utterance, build_dialogues
 from mmemolr.corpus.readers import parse_int, parse_time, read_csv_rows, read_text_file
 from mmemolr.corpus.registry import CorpusAdapter, register_corpus
 
 REQUIRED = ["dialogue_id", "utterance_index", "speaker", "text"]
+# The label of a context-only row in a labelled manifest (an empty label stays an error: a forgotten label).
+CONTEXT_ONLY = "-"
 SPLIT_NAMES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "val": "dev", "test": "test"}
 
 
@@ -28,6 +32,44 @@ def _value(rec: dict[str, Any], key: str) -> str:
     """The stripped value of an optional column or key ('' when absent or empty)."""
     value = rec.get(key)
     return "" if value is None else str(value).strip()
+
+
+def _vote_count(count: Any, value: Any, where: str) -> int:
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+        return count
+    if isinstance(count, str) and count.strip().isdigit():
+        return int(count.strip())
+    raise CorpusError(f"{where}: votes {value!r}: count {count!r} is not a whole number (0 or more)")
+
+
+def parse_votes(value: Any, where: str) -> dict[str, int] | None:
+    """A manifest's votes cell: ``"joy:3;neutral:2"`` (or, from JSONL, ``{"joy": 3, "neutral": 2}``) ->
+    ``{"joy": 3, "neutral": 2}``; None when empty. Syntax errors name ``where`` and the problem; whether the
+    labels belong to the corpus is checked once the label set is known (:func:`check_votes`)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, dict):
+        items = [(str(label).strip(), count) for label, count in value.items()]
+    elif isinstance(value, str):
+        items = []
+        for part in (p.strip() for p in value.split(";")):
+            label, sep, count = part.rpartition(":")
+            if not part:
+                continue
+            if not sep or not label.strip():
+                raise CorpusError(f"{where}: votes {value!r}: {part!r} is not label:count (write e.g. joy:3;neutral:2)")
+            items.append((label.strip(), count.strip()))
+    else:
+        raise CorpusError(f"{where}: votes {value!r} must be a string like 'joy:3;neutral:2' (in JSONL also an "
+                          "object like {\"joy\": 3})")
+    votes: dict[str, int] = {}
+    for label, count in items:
+        if label in votes:
+            raise CorpusError(f"{where}: votes {value!r} name {label!r} twice; give each label once with its count")
+        votes[label] = _vote_count(count, value, where)
+    if sum(votes.values()) == 0:
+        raise CorpusError(f"{where}: votes {value!r} hold no vote; leave votes empty for an utterance nobody annotated")
+    return votes
 
 
 def find_manifest(root: Path) -> Path:
@@ -84,7 +126,8 @@ class ManifestAdapter(CorpusAdapter):
         seen: dict[str, int] = {}
         first_line: dict[str, int] = {}  # label -> line where it first appears
         missing_media = 0
-        # A labelled manifest: some row has a label. Then every row needs a label and a split.
+        context_only = 0
+        # A labelled manifest: some row has a label. Then every row needs a label (or CONTEXT_ONLY) and a split.
         labelled = next((line for line, rec in records if _value(rec, "label")), None)
         for line, rec in records:
             where = f"{path}: line {line}"
@@ -98,9 +141,15 @@ class ManifestAdapter(CorpusAdapter):
             if labelled is not None and not label:
                 raise CorpusError(
                     f"{where}: empty label for utterance {uid!r}; line {labelled} has one, and a manifest is either "
-                    "labelled on every row (to train or score) or on none (a label-free corpus, to predict)"
+                    "labelled on every row (to train or score) or on none (a label-free corpus, to predict); "
+                    f"label {CONTEXT_ONLY!r} marks a context-only row (read as context, never scored)"
                 )
-            if label:
+            extra: dict[str, Any] = {}
+            if label == CONTEXT_ONLY:
+                label = ""
+                extra["context_reason"] = f"label {CONTEXT_ONLY!r}"
+                context_only += 1
+            elif label:
                 first_line.setdefault(label, line)
             split = None
             if _value(rec, "split"):
@@ -130,6 +179,7 @@ class ManifestAdapter(CorpusAdapter):
                     audio_path=media["audio_path"], video_path=media["video_path"],
                     start=parse_time(str(rec["start"]), where) if rec.get("start") not in (None, "") else None,
                     end=parse_time(str(rec["end"]), where) if rec.get("end") not in (None, "") else None,
+                    extra=extra, votes=parse_votes(rec.get("votes"), f"{where}: utterance {uid!r}"),
                 )
             )
         if not rows:
@@ -141,6 +191,15 @@ class ManifestAdapter(CorpusAdapter):
         if unknown:
             first = next(u for u in rows if u.label in unknown)
             raise CorpusError(f"{path}: utterance {first.id!r} has label {first.label!r} not in labels {labels}")
+        for u in rows:
+            outside = [label for label in u.votes or {} if label not in labels and label != OTHER]
+            if outside:
+                raise CorpusError(
+                    f"{path}: line {seen[u.id]}: utterance {u.id!r}: votes name {outside[0]!r}, which is neither a "
+                    f"label of this manifest ({', '.join(labels) or 'none: no row has a label'}) nor {OTHER!r}; "
+                    f"write it as one of them (a vote outside the labels counts as {OTHER}:N), or give the full label set "
+                    "(option labels)"
+                )
         dialogues = build_dialogues(rows)
         for d in dialogues:
             splits = {u.split for u in d.utterances}
@@ -151,5 +210,6 @@ class ManifestAdapter(CorpusAdapter):
             labels=labels,
             dialogues=dialogues,
             provenance={"format": path.suffix.lstrip("."), "file": str(path)},
-            report={"missing_media": missing_media, "warnings": warnings},
+            report={"missing_media": missing_media, "warnings": warnings,
+                    **({"context_only": {f"label {CONTEXT_ONLY!r}": context_only}} if context_only else {})},
         )

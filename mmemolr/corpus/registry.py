@@ -34,7 +34,7 @@ def register_corpus(cls: type[CorpusAdapter]) -> type[CorpusAdapter]:
 
 def corpus_formats() -> list[str]:
     """Names of the registered corpus formats (the built-in adapters register on first use)."""
-    from mmemolr.corpus import emorynlp, iemocap, manifest, meld, transcript  # noqa: F401
+    from mmemolr.corpus import emorynlp, emotionlines, iemocap, manifest, meld, transcript  # noqa: F401
 
     return sorted(CORPUS_ADAPTERS)
 
@@ -49,8 +49,8 @@ def format_name(adapter: str) -> str:
 
 
 def load_corpus(adapter: str, root: str | Path, **options: Any) -> Corpus:
-    """Load a corpus with adapter ``adapter`` (meld, emorynlp, iemocap, manifest, transcript; any case)
-    from ``root``."""
+    """Load a corpus with adapter ``adapter`` (meld, emorynlp, emotionlines, iemocap, manifest, transcript;
+    any case) from ``root``."""
     adapter = format_name(adapter)
     root = Path(root)
     if not root.exists():
