@@ -57,7 +57,7 @@ def test_unknown_target_is_named():
     from mmemolr.train.config import check_train_config
 
     config = load_config(TrainConfig, REPO_ROOT / "configs/meld.yaml", ["target.name=softmax"])
-    with pytest.raises(ConfigError, match=r"target.name='softmax' is not a known target \(lcm, ls, onehot, rld\)"):
+    with pytest.raises(ConfigError, match=r"target.name='softmax' is not a known target \(lcm, ls, onehot, rld, votes\)"):
         check_train_config(config)
 
 

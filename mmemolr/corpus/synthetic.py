@@ -193,7 +193,8 @@ def make_annotated(dialogues: dict[str, int] | None = None, length: tuple[int, i
                     label=label, split=split,
                     votes={LABELS[k]: int(c) for k, c in enumerate(counts) if c},
                     extra={"true_label": LABELS[true], "secondary": LABELS[second] if second is not None else None,
-                           "secondary_weight": round(1.0 - w, 6)}))
+                           "secondary_weight": round(1.0 - w, 6),
+                           **({"context_reason": "no majority"} if label is None else {})}))
             out.append(Dialogue(did, split, utts))
     corpus = Corpus(name=name, labels=list(LABELS), dialogues=out,
                     provenance={"format": "synthetic", "annotators": annotators, "annotator_noise": annotator_noise,
