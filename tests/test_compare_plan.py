@@ -80,7 +80,7 @@ def test_statistics_match_scipy():
     assert summarize({})["mean"] is None and summarize({0: 0.5})["std"] is None
 
 
-def fake_results(run_dir, test: dict, seed: int, target: str = "rld", modalities=("t",)) -> None:
+def fake_results(run_dir, test: dict, seed: int, target: str = "rld", modalities=("t",), votes: bool = False) -> None:
     """A results.json as run_training writes it (only the fields the table reads matter here)."""
     labels = ["neutral", "joy", "anger"]
     write_json_atomic(run_dir / "results.json", {
@@ -92,10 +92,18 @@ def fake_results(run_dir, test: dict, seed: int, target: str = "rld", modalities
         "test": {**test, "per_class_f1": dict.fromkeys(labels, 0.5), "confusion_matrix": [[1, 0, 0]] * 3,
                  "support": dict.fromkeys(labels, 1)},
         "seconds_total": 1.0, "device": "cpu", "seed": seed,
-        **({"refinement": {"test": {"gold_mass": 0.9, "mode_share": 0.3 + seed / 10, "variation": 0.2,
-                                    "entropy": 0.5, "verdict": "refines" if seed else "static",
+        **({"refinement": {"test": {"gold_mass": 0.9, "gold_mass_fixed": True, "specificity": 0.3 + seed / 10,
+                                    "specificity_null": 0.05, "variation": 0.2, "entropy": 0.5,
+                                    "neighbours": {"distance": 0.25, "null": 0.5, "p": 0.002},
+                                    "verdict": "refines" if seed else "static",
                                     "confusion": [[0.9, 0.05, 0.05]] * 3, "labels": labels}}}
            if target == "rld" else {}),
+        **({"agreement": {"test": {"kl_votes": 0.4 + seed / 100, "n_votes": 10, "predicted": None,
+                                   "target": {"voted_share": {"model": 0.6, "even": 0.3, "class_mean": 0.4,
+                                                              "annotators": 0.45},
+                                              "tv": {"model": 0.4, "even": 0.7, "class_mean": 0.6, "annotators": 0.55},
+                                              "beats_nulls": True} if target == "rld" else None}}}
+           if votes else {}),
     })
 
 
@@ -138,10 +146,13 @@ def test_table_from_run_folders(tmp_path):
     assert "+3.00" in line and f"{ref.pvalue:.3f}" in line
     assert "[2/3]" in text and "runs complete 11/18" in text
     # refinement diagnostics: mean over the seeds done, for the refining (RLD) column only
-    assert cells[("T", "RLD")]["refinement"]["mode_share"] == pytest.approx(0.4)
+    assert cells[("T", "RLD")]["refinement"]["specificity"] == pytest.approx(0.4)
     assert cells[("T", "RLD")]["refinement"]["verdicts"] == {"refines": 2, "static": 1}
     assert cells[("T", "one-hot")]["refinement"] is None
-    assert "RLD mode share" in text and "refines 2, static 1" in line and "0.400" in line
+    assert "RLD class spec. (null)" in text and "refines 2, static 1" in line and "0.400 (0.050)" in line
+    assert "0.250 (0.500)" in line  # the neighbours' distance beside a random same-class utterance's
+    assert "z[gold]" not in text.split("Test split at")[0]  # combine=mix fixes the gold mass in every cell
+    assert "KL(votes" not in text  # no votes, no agreement columns
     md = (tmp_path / "table.md").read_text()
     assert "| T |" in md and "all-MiniLM-L6-v2" in md and "ttest_rel" in md
     with open(tmp_path / "table.csv", newline="") as fh:
@@ -190,6 +201,28 @@ def test_label_enhancement_also_pairs_every_row_with_label_smoothing(tmp_path):
     text = format_text(table)
     line = next(ln for ln in text.splitlines() if ln.startswith("RLD supervised"))
     assert "Δ W-F1 vs LS" in text and "+3.00" in line and "+2.00" in line
+    assert "votes" not in plan.rows  # no votes in the corpus, no votes row
+
+
+def test_label_enhancement_on_a_corpus_with_votes_trains_on_them_and_shows_the_agreement(tmp_path):
+    plan = build_plan("label-enhancement", modalities=["t"], seeds=[0, 1], has_votes=True, **COMMON)
+    assert plan.rows[-1] == "votes" and any(o == "target.name=votes" for s in plan.runs for o in s.overrides)
+    write_plan(plan, tmp_path)
+    for spec in plan.runs:
+        (tmp_path / spec.name).mkdir()
+        target = "rld" if spec.row.startswith("RLD") else "onehot"
+        fake_results(tmp_path / spec.name, {"weighted_f1": 0.5, "accuracy": 0.6, "macro_f1": 0.3}, spec.seed,
+                     target, votes=True)
+    table = write_tables(tmp_path)
+    cells = {c["row"]: c for c in table["cells"]}
+    assert cells["votes"]["agreement"]["kl_votes"] == pytest.approx(0.405)
+    text = format_text(table)
+    line = next(ln for ln in text.splitlines() if ln.startswith("RLD supervised"))
+    assert "KL(votes‖p)" in text and "z voted share (even/class/annot.)" in text and "Agreement with" in text
+    assert "0.405" in line and "0.600 (0.30/0.40/0.45)" in line and "0.400 (0.70/0.60/0.55)" in line
+    with open(tmp_path / "table.csv", newline="") as fh:
+        rows = {r["row"]: r for r in csv.DictReader(fh)}
+    assert float(rows["RLD supervised"]["T voted_share_annotators"]) == pytest.approx(0.45)
 
 
 def test_sweep_folder_of_another_corpus_is_refused(tmp_path):

@@ -46,7 +46,7 @@ def test_sweep_report_rebuilds_table_and_figures(sweep, tmp_path, capsys):
     assert after["cells"] == before["cells"] and after["comparisons"] == before["comparisons"]
     for name in ("comparison", "per_class_f1", "confusion", "tsne", "refinement", "learned_confusion"):
         _png(tmp_path / "fig" / f"{name}.png")
-    assert "mode share" in printed and "z[gold]" in printed
+    assert "class spec. (null)" in printed and "nbr TV (random)" in printed
     # only the one-hot (-RLD) and full RLD runs go into the t-SNE pair
     runs = [load_run(p) for p in sorted(sweep.iterdir()) if (p / "results.json").exists()]
     onehot, rld = choose_pair(runs)

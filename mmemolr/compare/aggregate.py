@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mmemolr.compare.floor import FLOOR_PRESETS, read_floor
 from mmemolr.compare.plan import SweepPlan
 from mmemolr.compare.stats import paired_test, summarize
@@ -26,9 +28,36 @@ TABLE_FILES = ("table.md", "table.csv", "table.json")
 METRICS = (("weighted_f1", "W-F1"), ("accuracy", "Acc"), ("macro_f1", "M-F1"))
 SHOWN = 2
 # Refinement diagnostics of the test split (mmemolr.targets.diagnostics), mean over seeds, for the cells of
-# refining targets (rld, lcm): (key, short name).
-DIAGNOSTICS = (("gold_mass", "z[gold]"), ("mode_share", "mode share"), ("specificity", "class spec."),
-               ("variation", "variation"), ("entropy", "H other"))
+# refining targets (rld, lcm): (key of flat_diagnostics, short name). A statistic and its chance level
+# ("_null") are printed as one column.
+DIAGNOSTICS = (("gold_mass", "z[gold]"), ("specificity", "class spec."), ("specificity_null", ""),
+               ("variation", "variation"), ("neighbours", "nbr TV"), ("neighbours_null", ""),
+               ("entropy", "H other"))
+# Agreement with the annotators' votes on the test split (mmemolr.targets.agreement), mean over seeds: KL for
+# every cell, the refined target's voted share and TV beside their nulls for refining cells.
+AGREEMENT = (("kl_votes", "KL(votes‖p)"), ("voted_share", "z voted share"), ("tv", "z TV to votes"))
+AGREEMENT_NULLS = ("even", "class_mean", "annotators")
+
+
+def flat_diagnostics(refined: dict[str, Any]) -> dict[str, Any]:
+    """The DIAGNOSTICS keys of one run's test diagnostics, plus its verdict."""
+    neighbours = refined.get("neighbours") or {}
+    flat = {key: refined.get(key) for key, _ in DIAGNOSTICS}
+    flat.update(neighbours=neighbours.get("distance"), neighbours_null=neighbours.get("null"),
+                gold_mass_fixed=refined.get("gold_mass_fixed", False), verdict=refined.get("verdict"))
+    return flat
+
+
+def flat_agreement(agreement: dict[str, Any]) -> dict[str, Any]:
+    """One run's test agreement with the votes: KL, and the refined target's voted share and TV with nulls."""
+    target = agreement.get("target") or {}
+    flat: dict[str, Any] = {"kl_votes": agreement.get("kl_votes")}
+    for key in ("voted_share", "tv"):
+        values = target.get(key) or {}
+        flat[key] = values.get("model")
+        flat.update({f"{key}_{null}": values.get(null) for null in AGREEMENT_NULLS})
+    flat["beats_nulls"] = target.get("beats_nulls")
+    return flat
 
 
 def read_results(run_dir: Path) -> dict | None:
@@ -69,6 +98,8 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
     dev: dict[tuple[str, str], dict[int, float]] = {}  # validation weighted F1 at the selected epoch
     runs, feature_files, fingerprints = [], {}, set()
     diag: dict[tuple[str, str], list[dict]] = {}
+    people: dict[tuple[str, str], list[dict]] = {}
+    refined_runs: dict[tuple[str, str], list[tuple[Path, str]]] = {}
     for spec in plan.runs:
         run_dir = sweep_dir / spec.name
         results = read_results(run_dir)
@@ -98,14 +129,22 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
                 dev.setdefault((spec.row, spec.column), {})[spec.seed] = float(results["valid"]["weighted_f1"])
             refined = (results.get("refinement") or {}).get("test")
             if refined:
-                entry["refinement"] = {k: refined.get(k) for k, _ in DIAGNOSTICS + (("verdict", ""),)}
+                entry["refinement"] = flat_diagnostics(refined)
                 diag.setdefault((spec.row, spec.column), []).append(refined)
+            agreement = (results.get("agreement") or {}).get("test")
+            if agreement:
+                entry["agreement"] = flat_agreement(agreement)
+                people.setdefault((spec.row, spec.column), []).append(entry["agreement"])
+            if refined:
+                target_name = (results.get("config") or {}).get("target", {}).get("name", "rld")
+                refined_runs.setdefault((spec.row, spec.column), []).append((run_dir, target_name))
         runs.append(entry)
     empty = {k: {} for k, _ in METRICS}
     cells = [
         {"row": row, "column": col, **{key: summarize(values.get((row, col), empty)[key]) for key, _ in METRICS},
          "valid_weighted_f1": summarize(dev.get((row, col), {})),
-         "refinement": _mean_diagnostics(diag.get((row, col), []))}
+         "refinement": _mean_diagnostics(diag.get((row, col), []), refined_runs.get((row, col), [])),
+         "agreement": _mean_values(people.get((row, col), []))}
         for row in plan.rows for col in plan.columns
     ]
     comparisons = []
@@ -143,14 +182,26 @@ def _comparisons_against(table: dict[str, Any], baseline: str) -> dict[tuple[str
     return {(c["row"], c["column"]): c for c in table["comparisons"] if c["baseline"][index] == baseline}
 
 
-def _mean_diagnostics(per_seed: list[dict]) -> dict[str, Any] | None:
-    """Mean of each diagnostic over seeds, the verdicts counted, the mean learned confusion matrix."""
+def _mean_values(per_seed: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean over seeds of every numeric value (None where no seed has one)."""
     if not per_seed:
         return None
     out: dict[str, Any] = {}
-    for key, _ in DIAGNOSTICS:
-        known = [d[key] for d in per_seed if d.get(key) is not None]
+    for key in per_seed[0]:
+        known = [d[key] for d in per_seed if isinstance(d.get(key), (int, float)) and not isinstance(d[key], bool)]
         out[key] = float(sum(known) / len(known)) if known else None
+    return out
+
+
+def _mean_diagnostics(per_seed: list[dict], runs: list[tuple[Path, str]] | None = None) -> dict[str, Any] | None:
+    """Mean of each diagnostic over seeds, the verdicts counted, the mean learned confusion matrix, and the
+    seeds' agreement on each test utterance's deviation from its class mean (``seed_agreement``)."""
+    if not per_seed:
+        return None
+    flat = [flat_diagnostics(d) for d in per_seed]
+    out: dict[str, Any] = _mean_values([{key: f[key] for key, _ in DIAGNOSTICS} for f in flat]) or {}
+    out["gold_mass_fixed"] = all(f["gold_mass_fixed"] for f in flat)
+    out["seed_agreement"] = _seed_agreement(runs or [])
     verdicts = [d.get("verdict", "?") for d in per_seed]
     out["verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
     rows = [d["confusion"] for d in per_seed]
@@ -160,6 +211,30 @@ def _mean_diagnostics(per_seed: list[dict]) -> dict[str, Any] | None:
     ]
     out["labels"] = per_seed[0].get("labels")
     return out
+
+
+def _seed_agreement(runs: list[tuple[Path, str]]) -> dict[str, float] | None:
+    """seed_agreement of the refined targets in the runs' test predictions (the utterances all of them hold)."""
+    from mmemolr.targets.diagnostics import seed_agreement
+
+    if len(runs) < 2:
+        return None
+    tables = []
+    for run_dir, _ in runs:
+        path = run_dir / "predictions.csv"
+        if not path.exists():
+            return None
+        with open(path, encoding="utf-8", newline="") as fh:
+            tables.append({r["utterance_id"]: r for r in csv.DictReader(fh)})
+    first = runs[0][1]
+    labels = [h[len(first) + 1:] for h in next(iter(tables[0].values()), {}) if h.startswith(f"{first}_")]
+    ids = [uid for uid, r in tables[0].items() if r.get("gold") in labels and all(uid in t for t in tables)]
+    if not ids or not labels:
+        return None
+    gold = np.array([labels.index(tables[0][uid]["gold"]) for uid in ids])
+    shapes = [np.array([[float(t[uid][f"{prefix}_{lab}"] or "nan") for lab in labels] for uid in ids])
+              for t, (_, prefix) in zip(tables, runs)]
+    return seed_agreement(shapes, gold)
 
 
 def _verdict_text(counts: dict[str, int]) -> str:
@@ -219,9 +294,15 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for control in controls:
         headers += [f"Δ W-F1 vs {control}", "p"]
     refining = [c for c in table["columns"] if any(cells[(r, c)].get("refinement") for r in table["rows"])]
+    shown = diagnostic_columns(table)
     for col in refining:
-        headers += [f"{col} {short}" if multi else short for _, short in DIAGNOSTICS]
+        headers += [f"{col} {short}" if multi else short for short, _ in shown]
         headers.append(f"{col} target" if multi else "target")
+    voted = [c for c in table["columns"] if any(cells[(r, c)].get("agreement") for r in table["rows"])]
+    for col in voted:
+        headers.append(f"{col} KL(votes‖p)" if multi else "KL(votes‖p)")
+        if col in refining:
+            headers += [f"{col} {short}" if multi else short for short in AGREEMENT_HEADERS]
     rows = []
     for row in table["rows"]:
         line = [row]
@@ -238,8 +319,12 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             line += [_diff_text(comp["weighted_f1"]), _p_text(comp["weighted_f1"])] if comp else ["", ""]
         for col in refining:
             d = cells[(row, col)].get("refinement")
-            line += [("–" if d[key] is None else f"{d[key]:.3f}") for key, _ in DIAGNOSTICS] + \
-                [_verdict_text(d["verdicts"])] if d else [""] * (len(DIAGNOSTICS) + 1)
+            line += [text(d) for _, text in shown] + [_verdict_text(d["verdicts"])] if d else [""] * (len(shown) + 1)
+        for col in voted:
+            a = cells[(row, col)].get("agreement")
+            line.append(_num(a["kl_votes"]) if a else "")
+            if col in refining:
+                line += [_with_nulls(a, key) if a and a.get(key) is not None else "" for key in ("voted_share", "tv")]
         rows.append(line)
     floor = table.get("floor")
     if floor:  # its figures under the first column's (they do not depend on the target)
@@ -250,6 +335,40 @@ def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 FLOOR_ROW = "context-free floor (LR)"
+AGREEMENT_HEADERS = ("z voted share (even/class/annot.)", "z TV to votes (even/class/annot.)")
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _beside(value: float | None, null: float | None, digits: int = 3) -> str:
+    """A statistic with its chance level in brackets."""
+    return _num(value, digits) + ("" if null is None else f" ({_num(null, digits)})")
+
+
+def _with_nulls(agreement: dict[str, Any], key: str) -> str:
+    nulls = "/".join(_num(agreement.get(f"{key}_{null}"), 2) for null in AGREEMENT_NULLS)
+    return f"{_num(agreement.get(key))} ({nulls})"
+
+
+def diagnostic_columns(table: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(header, cell -> text) of the diagnostics shown. z[gold] is left out when every cell fixes it (combine=mix:
+    1 − ε + ε/C by construction); each statistic shows its chance level in brackets."""
+    cells = [c["refinement"] for c in table["cells"] if c.get("refinement")]
+    columns: list[tuple[str, Any]] = []
+    if not all(d.get("gold_mass_fixed") for d in cells):
+        columns.append(("z[gold]", lambda d: _num(d["gold_mass"])))
+    columns += [
+        ("class spec. (null)", lambda d: _beside(d["specificity"], d["specificity_null"])),
+        ("variation", lambda d: _num(d["variation"])),
+        ("nbr TV (random)", lambda d: _beside(d["neighbours"], d["neighbours_null"])),
+        ("H other", lambda d: _num(d["entropy"])),
+    ]
+    if any(d.get("seed_agreement") for d in cells):
+        columns.append(("seed r (null)", lambda d: _beside((d.get("seed_agreement") or {}).get("r"),
+                                                          (d.get("seed_agreement") or {}).get("null"), 2)))
+    return columns
 
 
 def floor_lines(table: dict[str, Any]) -> list[str]:
@@ -290,20 +409,33 @@ def _describe(table: dict[str, Any]) -> list[str]:
 
 LEGEND = ("Test split at the epoch selected on validation; mean ± std over seeds in %; [k/n]: seeds done. "
           "Δ: mean paired difference (± its std) over the seeds both settings have; p: paired t-test "
-          "(scipy.stats.ttest_rel), * p < 0.05. Refining targets (rld, lcm), test split, mean over seeds: "
-          "z[gold] = mean target mass on the gold label; mode share = share of utterances whose strongest "
-          "other label is the most common one; class spec. = how much the classes' mean non-gold shapes "
-          "differ (0 = one constant offset for all); variation = mean total-variation "
-          "distance of an utterance's non-gold shape from its class mean (0 = nothing per utterance); "
-          "H other = normalised entropy of the non-gold shape (1 = even, as label smoothing); target = "
-          "verdict per seed (collapsed / smoothing / static / refines; docs/training.md).")
+          "(scipy.stats.ttest_rel), * p < 0.05. Refining targets (rld, lcm), test split, mean over seeds, "
+          "chance levels in brackets: z[gold] = mean target mass on the gold label (left out where combine=mix "
+          "fixes it); class spec. = distance of the classes' mean non-gold shapes from one shared offset "
+          "(null: the gold classes permuted); variation = mean total-variation distance of an utterance's "
+          "non-gold shape from its class mean (0 = nothing per utterance); nbr TV = distance of an utterance's "
+          "shape from its nearest same-class neighbour's in the model's state space (random: a random utterance "
+          "of the class); H other = normalised entropy of the non-gold shape (1 = even, as label smoothing); "
+          "seed r = correlation across seeds of each utterance's deviation from its class mean (null: shuffled "
+          "within classes); target = verdict per seed (drifted / smoothing / collapsed / static / unconfirmed / "
+          "refines; docs/training.md).")
+LEGEND_VOTES = ("Agreement with the annotators' votes, test split, mean over seeds: KL(votes‖p) = mean KL from "
+                "the vote shares to the predicted distribution; z voted share = share of the refined target's "
+                "non-gold mass on labels an annotator voted for (higher is better), z TV = its distance from the "
+                "annotators' non-gold shape (lower is better), on the utterances with a non-gold vote; in "
+                "brackets the same for an even spread, the run's own class mean and the annotators' train class "
+                "mean (docs/training.md, Agreement with people).")
+
+
+def legend(table: dict[str, Any]) -> str:
+    return LEGEND + (" " + LEGEND_VOTES if any(c.get("agreement") for c in table["cells"]) else "")
 
 
 def format_text(table: dict[str, Any]) -> str:
     headers, rows = table_rows(table)
     floor = floor_lines(table)
     return "\n".join([*_describe(table), "", format_table(headers, rows), "", *floor, *([""] if floor else []),
-                      LEGEND])
+                      legend(table)])
 
 
 def format_markdown_doc(table: dict[str, Any]) -> str:
@@ -312,7 +444,7 @@ def format_markdown_doc(table: dict[str, Any]) -> str:
     lines += [f"- {line}" for line in _describe(table)]
     lines += ["", format_markdown(headers, rows), ""]
     floor = floor_lines(table)
-    lines += [*floor, *([""] if floor else []), LEGEND, ""]
+    lines += [*floor, *([""] if floor else []), legend(table), ""]
     return "\n".join(lines)
 
 
@@ -335,7 +467,13 @@ def format_csv(table: dict[str, Any]) -> str:
         for _, short in METRICS:
             headers += [f"{col} Δ {short} %", f"{col} Δ {short} p"]
     for col in table["columns"]:
-        headers += [f"{col} {key}" for key, _ in DIAGNOSTICS]
+        headers += [f"{col} {key}" for key, _ in DIAGNOSTICS] + [f"{col} seed_agreement_r", f"{col} seed_agreement_null"]
+    agreement_keys = ["kl_votes"] + [f"{key}{suffix}" for key in ("voted_share", "tv")
+                                     for suffix in ("", *(f"_{n}" for n in AGREEMENT_NULLS))]
+    voted = any(c.get("agreement") for c in table["cells"])
+    if voted:
+        for col in table["columns"]:
+            headers += [f"{col} {key}" for key in agreement_keys]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
@@ -353,7 +491,12 @@ def format_csv(table: dict[str, Any]) -> str:
                 line += [_pct_value(comp[key]["diff_mean"]), comp[key]["p"]] if comp else [None, None]
         for col in table["columns"]:
             d = cells[(row, col)].get("refinement")
-            line += [d[key] if d else None for key, _ in DIAGNOSTICS]
+            seeds = (d or {}).get("seed_agreement") or {}
+            line += [d[key] if d else None for key, _ in DIAGNOSTICS] + [seeds.get("r"), seeds.get("null")]
+        if voted:
+            for col in table["columns"]:
+                a = cells[(row, col)].get("agreement") or {}
+                line += [a.get(key) for key in agreement_keys]
         writer.writerow(["" if v is None else v for v in line])
     floor = table.get("floor")
     if floor:  # test metrics and dev W-F1 under the first column's headers, no std (one deterministic fit)

@@ -14,7 +14,7 @@ from typing import Any
 PRESETS = ("table6", "ablation", "label-enhancement", "eta", "generalization")
 # Rows of the generalization preset (the paper's Table 5: RLD on other backbones), the Emotion Predictor last.
 BACKBONE_ORDER = ("dialoguernn", "dialoguegcn", "dag-erc", "emolr")
-TARGET_LABELS = {"onehot": "one-hot", "rld": "RLD", "ls": "LS", "lcm": "LCM"}
+TARGET_LABELS = {"onehot": "one-hot", "rld": "RLD", "ls": "LS", "lcm": "LCM", "votes": "votes"}
 # Row order of the paper's Table 6: single modalities, pairs, all three.
 SUBSET_ORDER = ("t", "a", "v", "a+v", "t+a", "t+v", "t+a+v")
 MODALITY_ORDER = ("t", "a", "v")
@@ -168,6 +168,7 @@ def build_plan(
     base_overrides: Sequence[str] = (),
     features: dict[str, str] | None = None,
     backbones: Sequence[str] | None = None,
+    has_votes: bool = False,
 ) -> SweepPlan:
     """Expand ``preset`` over the given modalities (codes) and seeds.
 
@@ -175,7 +176,8 @@ def build_plan(
     generalization: ``backbones`` (default BACKBONE_ORDER) x ``targets`` (default one-hot and RLD) on all
     ``modalities`` together, RLD vs one-hot per backbone (Table 5).
     ablation / label-enhancement / eta: the variants of Tables 2, 7 and 9 on all ``modalities`` together,
-    each row against the full model / one-hot / eta=4.
+    each row against the full model / one-hot / eta=4. On a corpus with annotator votes (``has_votes``)
+    label-enhancement also trains on the votes themselves (the ``votes`` row: the human reference).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -207,7 +209,8 @@ def build_plan(
         raise ValueError(f"--targets applies to --preset table6 and generalization; the {preset} preset fixes its own targets")
     variants, baseline = {
         "ablation": (ABLATION, "full"),
-        "label-enhancement": (LABEL_ENHANCEMENT, TARGET_LABELS["onehot"]),
+        "label-enhancement": (LABEL_ENHANCEMENT + ((target_variant("votes"),) if has_votes else ()),
+                              TARGET_LABELS["onehot"]),
         "eta": (ETA, f"η={ETA_BASELINE}"),
     }[preset]
     column = subset_label(codes)

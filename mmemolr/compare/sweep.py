@@ -26,7 +26,7 @@ from mmemolr.compare.floor import ensure_floor
 from mmemolr.compare.plan import SweepPlan, build_plan, parse_seeds
 from mmemolr.compare.preflight import check_sweep
 from mmemolr.config import load_config, to_dict
-from mmemolr.corpus import corpus_dir, load_prepared
+from mmemolr.corpus import Corpus, corpus_dir, load_prepared
 from mmemolr.corpus.prepared import canonical_corpus
 from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
 from mmemolr.fuse import (
@@ -75,12 +75,26 @@ def make_plan(
     check_train_config(load_config(TrainConfig, config_path, list(overrides)))
     # Absolute paths: worker processes and Ray tasks may run in another working directory.
     corpus_arg = str(Path(corpus).resolve()) if Path(corpus).is_dir() else str(corpus)
-    return build_plan(
+    plan = build_plan(
         preset, corpus=corpus_arg, features_dir=str(Path(features_dir).resolve()), corpus_name=prepared.name,
         corpus_fingerprint=prepared.fingerprint(), modalities=codes, seeds=parse_seeds(seeds), targets=targets,
         config_path=str(config_path.resolve()) if config_path else None, base_overrides=list(overrides),
-        features=features, backbones=backbones,
+        features=features, backbones=backbones, has_votes=prepared.has_votes,
     )
+    check_votes_available(plan, prepared)
+    return plan
+
+
+def check_votes_available(plan: SweepPlan, corpus: Corpus) -> None:
+    """Refuse a sweep with a target built from annotator votes on a corpus that records none."""
+    from mmemolr.targets import TARGETS, load_builtin_targets
+
+    load_builtin_targets()
+    names = {o.split("=", 1)[1] for spec in plan.runs for o in spec.overrides if o.startswith("target.name=")}
+    needing = sorted(n for n in names if n in TARGETS and TARGETS[n].needs_votes)
+    if needing and not corpus.has_votes:
+        raise ValueError(f"target(s) {', '.join(needing)} train on annotator votes, and corpus {corpus.name!r} records "
+                         "none; drop them from --targets or use a corpus with votes")
 
 
 def run_config(plan: SweepPlan, name: str) -> TrainConfig:

@@ -150,15 +150,22 @@ def refinement_figure(rld: RunData, onehot: RunData | None, out: Path, wanted: S
     if not chosen:
         return None
     other = {r["utterance_id"]: r for r in (onehot.predictions() or [])} if onehot else {}
-    names = ["one-hot label", f"refined target ({prefix.upper()})", "prediction, RLD run"]
+    votes = f"votes_{labels[0]}" in chosen[0]
+    names = ["one-hot label", *(["annotators' votes"] if votes else []), f"refined target ({prefix.upper()})",
+             "prediction, RLD run"]
     if other:
         names.append("prediction, one-hot run")
     examples = []
     for r in chosen:
-        series = {names[0]: np.array([1.0 if lab == r["gold"] else 0.0 for lab in labels]),
-                  names[1]: _probs(r, prefix, labels), names[2]: _probs(r, "prob", labels)}
+        series = {"one-hot label": np.array([1.0 if lab == r["gold"] else 0.0 for lab in labels]),
+                  f"refined target ({prefix.upper()})": _probs(r, prefix, labels),
+                  "prediction, RLD run": _probs(r, "prob", labels)}
+        if votes:  # the share of the utterance's votes per label (votes outside the label set left out)
+            counts = _probs(r, "votes", labels)
+            if counts.sum() > 0:
+                series["annotators' votes"] = counts / counts.sum()
         if r["utterance_id"] in other:
-            series[names[3]] = _probs(other[r["utterance_id"]], "prob", labels)
+            series["prediction, one-hot run"] = _probs(other[r["utterance_id"]], "prob", labels)
         examples.append({"id": r["utterance_id"], "text": r.get("text", ""), "gold": r["gold"], "series": series})
     return figures.refinement_panels(examples, labels, out / "refinement.png", names)
 
@@ -233,6 +240,9 @@ def report_sweep(sweep_dir: Path, out: Path, utterances: Sequence[str] | None = 
                for name, c in zip(names, cells)
                for table_cell in table["cells"] if (table_cell["row"], table_cell["column"]) == c
                and table_cell.get("refinement")]
+    annotators = next((r.results["annotator_confusion"] for r in all_runs if r.results.get("annotator_confusion")), None)
+    if learned and annotators:
+        learned.append(("annotators (train votes)", annotators))
     if learned:
         cache.draw("learned_confusion", _run_files(all_runs), [n for n, _ in learned],
                    lambda: figures.learned_confusion_grid(learned, labels, out / "learned_confusion.png"))
@@ -271,8 +281,11 @@ def report_run(run_dir: Path, out: Path, utterances: Sequence[str] | None = None
                    lambda: refinement_figure(run, None, out, utterances))
     refined = (run.results.get("refinement") or {}).get("test")
     if refined:
+        panels = [(f"{name}: {refined['verdict']}", refined["confusion"])]
+        if run.results.get("annotator_confusion"):
+            panels.append(("annotators (train votes)", run.results["annotator_confusion"]))
         cache.draw("learned_confusion", _run_files([run]), name, lambda: figures.learned_confusion_grid(
-            [(f"{name}: {refined['verdict']}", refined["confusion"])], labels, out / "learned_confusion.png"))
+            panels, labels, out / "learned_confusion.png"))
     return cache.save()
 
 

@@ -227,8 +227,11 @@ def learned_confusion_grid(panels: Sequence[tuple[str, Sequence[Sequence[float] 
         _label_square(ax, labels, "target label", title)
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
-    fig.suptitle("learned label confusions: mean target distribution z per gold class on the test split (%; "
-                 "colour: off-diagonal mass)", fontsize=9)
+    title = "learned label confusions: mean target distribution z per gold class on the test split (%; colour: " \
+        "off-diagonal mass)"
+    if any(name.startswith("annotators") for name, _ in panels):
+        title += "\nannotators: their mean vote shares per gold class on the train split"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -281,6 +281,7 @@ def finish_run(config: TrainConfig, run_dir: Path, prepared: PreparedData, input
     agreement = people_agreement(data, evaluations) if data.votes is not None else None
     if agreement is not None:
         results["agreement"] = agreement  # with the annotators' votes (mmemolr.targets.agreement)
+        results["annotator_confusion"] = annotator_confusion(data)
     if valid.refined is not None:
         # Does the target refine, only smooth, or add noise? (mmemolr.targets.diagnostics)
         results["refinement"] = {
@@ -303,6 +304,22 @@ def people_agreement(data: FusedData, evaluations: Sequence[tuple[str, Evaluatio
             for name, ev in evaluations}
 
 
+def annotator_confusion(data: FusedData) -> list[list[float] | None]:
+    """C x C: row g = the mean vote shares (over the labels) of the train utterances of gold class g with a
+    vote: the annotators' own label confusions, drawn beside the learned ones (null rows: no such utterance)."""
+    votes = data.votes.numpy()
+    train = data.split("train")
+    rows = np.concatenate([d.rows for d in train])
+    gold = np.concatenate([d.labels for d in train])
+    counts = votes[rows]
+    total = counts.sum(1)
+    out: list[list[float] | None] = []
+    for g in range(len(data.labels)):
+        keep = (gold == g) & (total > 0)
+        out.append((counts[keep] / total[keep, None]).mean(0).round(6).tolist() if keep.any() else None)
+    return out
+
+
 def capped_warning(config: TrainConfig, state: dict[str, Any]) -> list[str]:
     """A warning when optim.max_epochs ended training before early stopping could: dev weighted F1 had
     improved within the last optim.patience epochs, so more epochs might have helped."""
@@ -323,5 +340,6 @@ def write_test_outputs(run_dir: Path, prepared: PreparedData, test, refined_name
         [data.labels[g] if g >= 0 else None for g in test.gold], test.probs, data.labels,
         refined=test.refined if refined_name else None, refined_prefix=refined_name or "rld",
         texts=[utts[uid].text for uid in ids] if has_text else None,
+        votes=data.votes.numpy()[test.rows] if data.votes is not None else None,
     )
     rundir.write_states(run_dir / rundir.STATES, ids, test.gold, test.pred, test.emotion)

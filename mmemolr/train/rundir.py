@@ -5,7 +5,8 @@
   metrics.csv/.json  one row per epoch
   best.pt            state_dict of the selected epoch (weights_only=True)
   last.pt            resume checkpoint, removed once the run is complete
-  predictions.csv    test split: ids, gold, pred, prob_<label>, (<target>_<label> for refining targets), text
+  predictions.csv    test split: ids, gold, pred, prob_<label>, (<target>_<label> for refining targets,
+                     votes_<label>: annotator vote counts where the corpus has them), text
   test_states.npz    ids, labels, preds, emotion_states (N x D) of the test utterances
   inputs.json        per modality, the feature file read: path, extractor, its config, model and weights
                      hash, content checksum (written at the start; checked on resume and evaluate)
@@ -84,12 +85,15 @@ def _fmt(value: Any) -> str:
 def write_predictions(path: Path, ids: Sequence[str], dialogue_ids: Sequence[str], gold: Sequence[str | None],
                       probs: np.ndarray, labels: Sequence[str], refined: np.ndarray | None = None,
                       refined_prefix: str = "rld", texts: Sequence[str] | None = None,
-                      extra: dict[str, Sequence[str]] | None = None) -> None:
-    """One row per utterance; probabilities with 6 decimals."""
+                      extra: dict[str, Sequence[str]] | None = None, votes: np.ndarray | None = None) -> None:
+    """One row per utterance; probabilities with 6 decimals (empty where a context-only utterance has no
+    refined target); ``votes`` (N, C) annotator vote counts."""
     pred = probs.argmax(axis=1)
     header = ["utterance_id", "dialogue_id", *(extra or {}), "gold", "pred", *[f"prob_{lab}" for lab in labels]]
     if refined is not None:
         header += [f"{refined_prefix}_{lab}" for lab in labels]
+    if votes is not None:
+        header += [f"votes_{lab}" for lab in labels]
     if texts is not None:
         header.append("text")
     buf = io.StringIO()
@@ -99,7 +103,9 @@ def write_predictions(path: Path, ids: Sequence[str], dialogue_ids: Sequence[str
         row = [uid, dialogue_ids[i], *[values[i] for values in (extra or {}).values()],
                gold[i] if gold[i] is not None else "", labels[pred[i]], *[f"{p:.6f}" for p in probs[i]]]
         if refined is not None:
-            row += [f"{p:.6f}" for p in refined[i]]
+            row += [f"{p:.6f}" if np.isfinite(p) else "" for p in refined[i]]
+        if votes is not None:
+            row += [str(int(v)) for v in votes[i]]
         if texts is not None:
             row.append(texts[i])
         writer.writerow(row)
