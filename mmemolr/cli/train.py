@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--modalities", default=None,
                         help="comma-separated subset of t,a,v; the full names text,audio,visual are the same "
                         "(default: config's)")
-    parser.add_argument("--target", default=None, help="onehot, rld, ls or lcm (default: config's)")
+    parser.add_argument("--target", default=None, help="onehot, rld, ls, lcm, or votes on a corpus with annotator votes (default: config's)")
     parser.add_argument("--backbone", default=None,
                         help="emolr, dialoguernn, dialoguegcn or dag-erc (default: config's; docs/backbones.md)")
     parser.add_argument("--config", default=None,

@@ -41,7 +41,7 @@ class TargetConfig:
     # still load; any other value is refused (mmemolr.config.from_dict).
     REMOVED_KEYS: ClassVar[dict[str, Any]] = {"sim_temperature": 1.0, "rld_anchor": 0.0}
 
-    name: str = "rld"  # a registered target: onehot, rld, ls, lcm (mmemolr.targets)
+    name: str = "rld"  # a registered target: onehot, rld, ls, lcm, votes (mmemolr.targets)
     # rld: how the refinement module's scores become RLD (mmemolr.targets.rld, docs/training.md):
     # paper (eqs. 6-11 as written), bounded (softmax per source), supervised (also trained on the gold label)
     refiner: Literal["paper", "bounded", "supervised"] = "supervised"
