@@ -14,6 +14,11 @@ out of the time loop, length-bucketed batches, fused Adam.
 
 Prints median seconds per epoch (train), the ratio baseline/ours, evaluation time of the dev split and
 peak RSS. Run it on an otherwise idle machine for numbers worth quoting.
+
+Ours draws its dropout masks as training does (from the run's own dropout generator,
+mmemolr.model.dropout). ``--dropout-ab`` also times, epoch by epoch in turn, the same model with
+``nn.Dropout``'s masks from the global random generator (what training drew before the per-run streams)
+and prints the median ratio of the two.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from mmemolr.corpus import Corpus, corpus_dir, load_corpus, load_prepared
 from mmemolr.fuse import ZNorm, build_fused, load_feature_files, resolve_feature_files
 from mmemolr.fuse.batches import collate
 from mmemolr.fuse.dataset import FusedData
+from mmemolr.model.dropout import dropout_generator
 from mmemolr.paths import shared_dir
 from mmemolr.store import FeatureFile
 from mmemolr.tables import format_table
@@ -140,15 +146,24 @@ def bench(name: str, args: argparse.Namespace) -> list:
     torch.manual_seed(0)
     model = build_model(config, data.input_dim, len(data.labels))
     optimizer = make_optimizer(model, config)
-    gen = torch.Generator().manual_seed(0)
-    ours, evals = [], []
-    for _ in range(args.epochs + 1):  # the first epoch warms up allocators and is not counted
+    gen, dropout = torch.Generator().manual_seed(0), dropout_generator(0, device)
+    ours, evals, global_rng = [], [], []
+    for epoch in range(args.epochs + 1):  # the first epoch warms up allocators and is not counted
         t0 = time.perf_counter()
-        train_epoch(model, data, train, optimizer, config.optim, gen, device)
+        train_epoch(model, data, train, optimizer, config.optim, gen, device, epoch=epoch, dropout=dropout)
         ours.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
         evals.append(time.perf_counter() - t0)
+        if args.dropout_ab:
+            t0 = time.perf_counter()
+            train_epoch(model, data, train, optimizer, config.optim, gen, device, epoch=epoch)  # F.dropout
+            global_rng.append(time.perf_counter() - t0)
+    if args.dropout_ab:
+        ratio = statistics.median(g / o for g, o in zip(global_rng[1:], ours[1:]))
+        print(f"{name}: dropout masks from the run's own generator {statistics.median(ours[1:]):.2f} s/epoch, from the "
+              f"global generator (F.dropout) {statistics.median(global_rng[1:]):.2f} s/epoch; ratio global / own "
+              f"{ratio:.3f} (median of {args.epochs} rounds)", flush=True)
 
     torch.manual_seed(0)
     base = BaselinePredictor(data.input_dim, len(data.labels))
@@ -173,6 +188,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     parser.add_argument("--target", default="rld", help="training target of ours (rld costs a little more)")
     parser.add_argument("--features-dir", default="features")
+    parser.add_argument("--dropout-ab", action="store_true",
+                        help="also time ours with global-generator dropout masks, in turn (see above)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override of ours (e.g. model.emotion_speaker=updated); default: paper settings")
     args = parser.parse_args()

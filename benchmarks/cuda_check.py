@@ -1,7 +1,9 @@
 """Check the CUDA path on a machine with a GPU: text extraction in bf16 and fp32, training on the GPU.
 
-Runs the same commands a user types (``python -m mmemolr extract|train``) on a prepared corpus and
-prints one table:
+First, the hand-written recurrences (mmemolr.model.bptt) against autograd on the device
+(``bptt.self_check``: one small forward and backward; training does the same on first use of a device
+type the tests have not verified, and falls back to the autograd loops on a mismatch). Then it runs the
+same commands a user types (``python -m mmemolr extract|train``) on a prepared corpus and prints one table:
 - extraction of the whole corpus on cuda with ``dtype=float32`` and ``dtype=bfloat16`` (wall seconds,
   utterances/s, the second run of each so the model is loaded and kernels are warm), and how far the
   bf16 vectors are from the fp32 ones (cosine per utterance, and dev weighted F1 of a logistic regression
@@ -103,6 +105,15 @@ def main() -> None:
     side.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
     summary: dict = {"gpu": gpu, "torch": torch.__version__}
+
+    from mmemolr.model import bptt
+
+    worst, problem = bptt.self_check(torch.device(args.device))
+    summary["bptt_self_check"] = {"max_abs_diff": worst, "problem": problem}
+    rows.append((f"hand-written recurrences vs autograd on {args.device}",
+                 f"largest difference {worst:.2e}: " + ("agree" if problem is None else
+                                                      f"DISAGREE ({problem}); training falls back to autograd")))
+    print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
 
     if not args.skip_extract:
         # Beside the run folders, not in --features-dir: training reads the corpus's own text file there.

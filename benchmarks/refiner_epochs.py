@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from mmemolr.config import load_config
+from mmemolr.model.dropout import dropout_generator
 from mmemolr.tables import format_table
 from mmemolr.targets.diagnostics import refinement_diagnostics
 from mmemolr.train.build import build_model
@@ -38,7 +39,8 @@ def main() -> None:
     config = load_config(TrainConfig, default_config_path(args.corpus), [
         f"corpus={args.corpus}", f"model.backbone={args.backbone}", "target.name=rld", f"seed={args.seed}",
         *args.overrides])
-    # As run_training starts a run: the seed, then the model, the optimiser and the batch order's generator.
+    # As run_training starts a run: the seed, then the model, the optimiser, the batch order's and the
+    # dropout masks' generators.
     torch.manual_seed(config.seed)
     data = load_training_data(config.corpus, list(config.modalities), dict(config.features), Path(args.features_dir),
                               config.model.availability_input).data
@@ -46,9 +48,11 @@ def main() -> None:
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     device = torch.device("cpu")
+    dropout = dropout_generator(config.seed, device)
     rows = []
     for epoch in range(1, args.epochs + 1):
-        train_epoch(model, data, data.split("train"), optimizer, config.optim, generator, device)
+        train_epoch(model, data, data.split("train"), optimizer, config.optim, generator, device, epoch=epoch - 1,
+                    dropout=dropout)
         ev = evaluate(model, data, data.split("dev"), config.optim.eval_batch_dialogues, device, refined=True)
         d = refinement_diagnostics(ev.refined, ev.gold, data.labels)
         wf1 = classification_metrics(ev.gold, ev.probs.argmax(1), data.labels)["weighted_f1"]

@@ -1,9 +1,10 @@
 """Batched groups (mmemolr.train.batched): each run of a group is its single-run twin.
 
 The twins are trained with the single-run code (mmemolr.train.loop.train_epoch, run_training) from the
-same seed, so the same initial weights; each twin replays the batches its run drew in the group
-(mmemolr.fuse.group_plans: its own members of each length bucket, in the group's order); dropout is off
-(the twins' dropout masks cannot be drawn alike) and the step-level checks run in float64.
+same seed, nothing patched: the same initial weights, the same batches (its own members of each length
+bucket, the buckets in the epoch's schedule: mmemolr.fuse.batch_plan), the same dropout masks (drawn from
+the run's own dropout generator: mmemolr.model.dropout). The step-level checks run in float64; in float32
+a run is bit-identical whichever partners its group has.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import make_corpus, prepare
+from train_helpers import assert_same_run, make_corpus, prepare, untimed
 
 from mmemolr.config import load_config
-from mmemolr.fuse import batch_plan, collate
-from mmemolr.train import batched, loop
+from mmemolr.model.dropout import dropout_generator
+from mmemolr.train import batched
 from mmemolr.train.batched import GroupTrainer, build_stack, group_runs, restrict, train_group
 from mmemolr.train.build import build_model
 from mmemolr.train.checkpoint import load_checkpoint
@@ -41,44 +42,10 @@ def features(tmp_path_factory) -> Path:
                    dim=5)
 
 
-@pytest.fixture
-def replay(monkeypatch):
-    """Records the plans each run of a group trains on (by seed: the runs of a test have distinct seeds);
-    ``replay.on()`` then makes single-run training take, epoch after epoch, the plans its seed's run took."""
-    recorded: dict[int, list[list[list[int]]]] = {}
-    group_plans = batched.group_plans
-
-    def recording(lengths, batch_size, generators, bucket):
-        plans = group_plans(lengths, batch_size, generators, bucket)
-        for g, plan in zip(generators, plans):
-            recorded.setdefault(g.initial_seed(), []).append(plan)
-        return plans
-
-    def replaying(data, dialogues, batch_size, generator=None, bucket=True):
-        if generator is None:  # evaluation
-            yield from original(data, dialogues, batch_size, generator, bucket)
-            return
-        batch_plan([len(d) for d in dialogues], batch_size, generator, bucket)  # the same draws as alone
-        for idx in recorded[generator.initial_seed()].pop(0):
-            yield collate(data, [dialogues[i] for i in idx])
-
-    original = loop.iterate_batches
-    monkeypatch.setattr(batched, "group_plans", recording)
-
-    class Replay:
-        plans = recorded
-
-        @staticmethod
-        def on() -> None:
-            monkeypatch.setattr(loop, "iterate_batches", replaying)
-
-    return Replay
-
-
 def _config(seed: int, modalities: list[str], *extra: str) -> TrainConfig:
     return load_config(TrainConfig, None, [
         "corpus=synth", f"modalities=[{','.join(modalities)}]", f"seed={seed}", "device=cpu", "model.hidden=6",
-        "model.label_dim=4", "model.dropout=0", "model.input_dropout=0", "optim.lr=0.01",
+        "model.label_dim=4", "model.dropout=0.3", "model.input_dropout=0.2", "optim.lr=0.01",
         "optim.batch_dialogues=4", "optim.max_epochs=3", *extra])
 
 
@@ -88,14 +55,15 @@ def _twin_epochs(config: TrainConfig, features: Path, epochs: int):
     data = prepared.data
     data.features = data.features.double()
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator, dropout = torch.Generator().manual_seed(config.seed), dropout_generator(config.seed, "cpu")
     model = build_model(config, data.input_dim, len(data.labels)).double()
     optimizer = make_optimizer(model, config)
     steps: list[float] = []
     loss = model.target.loss
     model.target.loss = lambda out, labels, votes=None: _record(steps, loss(out, labels, votes))
     for epoch in range(epochs):
-        train_epoch(model, data, data.split("train"), optimizer, config.optim, generator, torch.device("cpu"))
+        train_epoch(model, data, data.split("train"), optimizer, config.optim, generator, torch.device("cpu"),
+                    epoch=epoch, dropout=dropout)
         if epoch == 0:
             first = list(steps)
     return first, model, data
@@ -115,15 +83,18 @@ def _group(configs: list[TrainConfig], features: Path):
         torch.manual_seed(config.seed)
         width = sum(union.data.dims[c] for c in codes) + len(codes)
         model = build_model(config, width, len(union.data.labels)).double()
-        runs.append(batched._Run(config, Path("unused"), codes, {}, model, torch.Generator().manual_seed(config.seed)))
+        runs.append(batched._Run(config, Path("unused"), codes, {}, model, torch.Generator().manual_seed(config.seed),
+                                 dropout_generator(config.seed, "cpu")))
     trainer = GroupTrainer(runs, build_stack(runs, union, torch.device("cpu")), torch.device("cpu"))
     return trainer, union
 
 
-@pytest.mark.parametrize("target", ["onehot", "ls", "lcm", "rld"])
-@pytest.mark.parametrize("emotion_speaker", ["previous", "updated"])
-def test_each_run_of_a_group_matches_its_single_run_twin(features, target, emotion_speaker, replay):
-    extra = [f"target.name={target}", f"model.emotion_speaker={emotion_speaker}", "optim.grad_clip=0.5"]
+@pytest.mark.parametrize("target,emotion_speaker,extra", [
+    ("onehot", "previous", ()), ("ls", "previous", ()), ("lcm", "previous", ()), ("rld", "previous", ()),
+    ("onehot", "updated", ()), ("rld", "updated", ()),
+    ("rld", "previous", ("model.skip=true", "model.bidirectional=true"))])  # dropout masks of e ⊕ u: input columns
+def test_each_run_of_a_group_matches_its_single_run_twin(features, target, emotion_speaker, extra):
+    extra = [f"target.name={target}", f"model.emotion_speaker={emotion_speaker}", "optim.grad_clip=0.5", *extra]
     configs = [_config(seed, mods, *extra) for seed, mods in MEMBERS]
     epochs = 3
     trainer, union = _group(configs, features)
@@ -133,8 +104,9 @@ def test_each_run_of_a_group_matches_its_single_run_twin(features, target, emoti
     for epoch in range(epochs):
         trainer.train_epoch(active, data, data.features, data.split("train"),
                             on_step=(lambda losses: steps.append(losses)) if epoch == 0 else None)
+        for run in trainer.runs:
+            run.state["epoch"] += 1
     group_steps = torch.stack(steps)  # (steps, R)
-    replay.on()
     for r, config in enumerate(configs):
         twin_steps, twin, twin_data = _twin_epochs(config, features, epochs)
         assert group_steps.shape[0] == len(twin_steps)
@@ -152,6 +124,24 @@ def test_each_run_of_a_group_matches_its_single_run_twin(features, target, emoti
         absent = torch.ones(data.input_dim, dtype=torch.bool)
         absent[trainer.stacked.columns[r]] = False
         assert bool((full[:, :data.input_dim][:, absent] == 0).all())
+
+
+@pytest.mark.parametrize("backbone,options", [
+    ("dialoguernn", {"global_size": 5, "party_size": 5, "emotion_size": 4, "classifier_hidden": 3}),
+    ("dag_erc", {"hidden": 5, "layers": 1, "mlp_layers": 1})])
+def test_other_backbones_draw_their_dropout_masks_in_a_group_as_alone(features, backbone, options):
+    """Input and classifier dropout of every batchable backbone: per step the group's losses are the twins'."""
+    extra = [f"model.backbone={backbone.replace('_', '-')}", "target.name=rld",
+             *(f"model.backbone_options.{backbone}.{k}={v}" for k, v in
+               {**options, "dropout": 0.3, "input_dropout": 0.2}.items())]
+    configs = [_config(seed, mods, *extra) for seed, mods in MEMBERS]
+    trainer, union = _group(configs, features)
+    steps: list[torch.Tensor] = []
+    trainer.train_epoch(list(range(len(configs))), union.data, union.data.features, union.data.split("train"),
+                        on_step=steps.append)
+    for r, config in enumerate(configs):
+        twin_steps = _twin_epochs(config, features, 1)[0]
+        assert (torch.stack(steps)[:, r] - torch.tensor(twin_steps, dtype=torch.float64)).abs().max() < 1e-9
 
 
 def _dev_batches(data):
@@ -190,13 +180,12 @@ def _best(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir / "best.pt")
 
 
-def test_early_stopping_and_outputs_match_single_runs(features, tmp_path, replay):
+def test_early_stopping_and_outputs_match_single_runs(features, tmp_path):
     """Runs stop at their own epochs; each run folder holds what run_training writes for its twin."""
     configs = [_config(seed, mods, "optim.max_epochs=9", "optim.patience=2", "target.name=rld")
                for seed, mods in MEMBERS]
     dirs = [tmp_path / "group" / f"run{i}" for i in range(len(configs))]
     results = train_group(configs, dirs, features, progress=False)
-    replay.on()
     epochs = set()
     for config, run_dir, res in zip(configs, dirs, results):
         twin = run_training(config, tmp_path / "single" / run_dir.name, features, progress=False)
@@ -221,25 +210,30 @@ def test_early_stopping_and_outputs_match_single_runs(features, tmp_path, replay
     assert [a["test"] for a in again] == [r["test"] for r in results]
 
 
+def _dies_in_epoch(n: int, monkeypatch) -> None:
+    """GroupTrainer.train_epoch raises KeyboardInterrupt at its n-th call (until ``monkeypatch.undo()``)."""
+    calls = {"n": 0}
+    original = GroupTrainer.train_epoch
+
+    def dies(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GroupTrainer, "train_epoch", dies)
+
+
 def test_an_interrupted_group_resumes_and_loses_nothing(features, tmp_path, monkeypatch):
     configs = [_config(seed, mods, "optim.max_epochs=4", "target.name=lcm", "optim.ema_decay=0.9")
                for seed, mods in MEMBERS[:3]]
     whole = train_group(configs, [tmp_path / "whole" / str(i) for i in range(3)], features, progress=False)
     dirs = [tmp_path / "cut" / str(i) for i in range(3)]
-    calls = {"n": 0}
-    original = GroupTrainer.train_epoch
-
-    def dies_in_epoch_3(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(GroupTrainer, "train_epoch", dies_in_epoch_3)
+    _dies_in_epoch(3, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_group(configs, dirs, features, progress=False)
     assert all((d / "last.pt").exists() and not (d / "results.json").exists() for d in dirs)
-    monkeypatch.setattr(GroupTrainer, "train_epoch", original)
+    monkeypatch.undo()
     resumed = train_group(configs, dirs, features, progress=False)
     for a, b, d in zip(whole, resumed, dirs):
         assert a["epochs_run"] == b["epochs_run"] == 4
@@ -250,11 +244,10 @@ def test_an_interrupted_group_resumes_and_loses_nothing(features, tmp_path, monk
             assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-5)
     # A group's last.pt is run_training's: one run of a group may be resumed alone.
     single_dir = tmp_path / "alone"
-    calls["n"] = 0
-    monkeypatch.setattr(GroupTrainer, "train_epoch", dies_in_epoch_3)
+    _dies_in_epoch(3, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_group(configs[:1], [single_dir], features, progress=False)
-    monkeypatch.setattr(GroupTrainer, "train_epoch", original)
+    monkeypatch.undo()
     alone = run_training(configs[0], single_dir, features, progress=False)
     assert alone["test"]["confusion_matrix"] == whole[0]["test"]["confusion_matrix"]
 
@@ -295,56 +288,57 @@ def test_cli_train_seeds_and_compare_batched(features, tmp_path, capsys):
     assert "0 run(s) trained, 12 already complete" in capsys.readouterr().out
 
 
-# A training process that SIGKILLs itself (kill -9: no cleanup, no finally) when it is about to write its
-# n-th last.pt: with n = runs + 1, just after every run's first epoch was recorded and saved.
-_DIES = """
-import os, signal, sys
-from mmemolr.train import batched
-from mmemolr.cli.main import main
-calls = {"n": 0}
-save = batched.save_checkpoint
-def save_or_die(obj, path):
-    calls["n"] += 1
-    if calls["n"] == int(sys.argv[1]):
-        os.kill(os.getpid(), signal.SIGKILL)
-    save(obj, path)
-batched.save_checkpoint = save_or_die
-sys.exit(main(sys.argv[2:]))
-"""
+def _cli_args(features: Path, *extra: str, modalities: str = "t,a") -> list[str]:
+    return ["--corpus", "synth", "--features-dir", str(features), "--modalities", modalities, "--threads", "1",
+            "model.hidden=6", "model.label_dim=4", "optim.lr=0.01", "optim.batch_dialogues=4", "optim.max_epochs=4",
+            "optim.patience=4", "device=cpu", *extra]
 
 
-def test_a_killed_group_resumes_to_the_uninterrupted_results(features, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
+def test_a_seed_trains_bit_identically_whatever_its_partners(features, tmp_path):
+    """``mmemolr train --seeds 0,1`` and ``--seeds 2,1`` (dropout on): seed 1's run folders are equal bit for bit,
+    and equal to its run alone up to rounding; ``compare --batched`` gives the same table in groups of 1 or 2."""
     from mmemolr.cli.main import main
 
-    def args(out: Path) -> list[str]:
-        return ["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t,a", "--target",
-                "rld", "--seeds", "0,1", "--out", str(out), "--quiet", "--threads", "1", "model.hidden=6",
-                "model.label_dim=4", "optim.max_epochs=3", "optim.patience=3", "device=cpu"]
+    for seeds in ("0,1", "2,1"):
+        assert main(["train", *_cli_args(features), "--target", "rld", "--seeds", seeds, "--out",
+                     str(tmp_path / seeds), "--quiet"]) == 0
+    assert_same_run(tmp_path / "0,1" / "seed1", tmp_path / "2,1" / "seed1")
+    assert not torch.equal(_best(tmp_path / "0,1" / "seed0")["predictor.gru_c.weight_hh"],
+                           _best(tmp_path / "2,1" / "seed2")["predictor.gru_c.weight_hh"])
+    assert main(["train", *_cli_args(features), "--target", "rld", "--seed", "1", "--out", str(tmp_path / "alone"),
+                 "--quiet"]) == 0
+    group, alone = _best(tmp_path / "0,1" / "seed1"), _best(tmp_path / "alone")
+    for key in group:
+        torch.testing.assert_close(group[key], alone[key], rtol=1e-4, atol=1e-5)
+    tables, printed = [], []
+    for size in ("1", "2"):
+        out = tmp_path / f"compare{size}"
+        assert main(["compare", *_cli_args(features, modalities="t"), "--seeds", "2", "--out", str(out), "--no-figures",
+                     "--no-progress", "--batched", "--group-size", size]) == 0
+        tables.append(json.loads(json.dumps(untimed(json.loads((out / "table.json").read_text()))).replace(str(out), "X")))
+        printed.append((out / "table.md").read_text())
+    assert printed[0] == printed[1]
+    # Every metric equal; the refinement diagnostics (means of the refined distributions) up to rounding.
+    refinement = [[cell.pop("refinement", None) for cell in table["cells"] + table["runs"]] for table in tables]
+    assert tables[0] == tables[1]
+    for a, b in zip(*refinement):
+        assert a == b or a.keys() == b.keys() and all(a[k] == b[k] or a[k] == pytest.approx(b[k], rel=1e-5) for k in a)
 
-    assert main(args(tmp_path / "whole")) == 0
-    env = {**os.environ, "PYTHONPATH": str(Path(batched.__file__).parents[2])}
-    killed = subprocess.run([sys.executable, "-c", _DIES, "3", *args(tmp_path / "cut")], env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    cut = tmp_path / "cut"
-    for seed in (0, 1):
-        state = load_checkpoint(cut / f"seed{seed}" / "last.pt")["state"]
-        assert state["epoch"] == 1 and not (cut / f"seed{seed}" / "results.json").exists()
-    assert main(args(cut)) == 0
-    for seed in (0, 1):
-        a, b = tmp_path / "whole" / f"seed{seed}", cut / f"seed{seed}"
-        ra, rb = (json.loads((d / "results.json").read_text()) for d in (a, b))
-        assert ra["test"] == rb["test"] and ra["best_epoch"] == rb["best_epoch"]
-        ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-        assert [r["epoch"] for r in mb] == [1, 2, 3]
-        for x, y in zip(ma, mb):
-            assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-6)
-            assert x["valid_loss"] == pytest.approx(y["valid_loss"], rel=1e-6)
-        best_a, best_b = _best(a), _best(b)
-        for key in best_a:
-            assert torch.equal(best_a[key], best_b[key]), key
+
+def test_a_last_checkpoint_of_the_former_scheme_is_refused(features, tmp_path, monkeypatch):
+    """A last.pt written before runs drew their own batches and dropout masks cannot be resumed into a mix."""
+    from mmemolr.train.checkpoint import save_checkpoint
+
+    configs = [_config(seed, ["t"], "optim.max_epochs=2") for seed in (0, 1)]
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    _dies_in_epoch(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train_group(configs, dirs, features, progress=False)
+    monkeypatch.undo()
+    old = load_checkpoint(dirs[1] / "last.pt")
+    del old["format"], old["dropout_generator"]
+    save_checkpoint(old, dirs[1] / "last.pt")
+    with pytest.raises(ValueError, match="format 1.*Delete it to train this run again"):
+        train_group(configs, dirs, features, progress=False)
+    with pytest.raises(ValueError, match="format 1"):
+        run_training(configs[1], dirs[1], features, progress=False)

@@ -96,3 +96,28 @@ def test_a_run_and_a_group_on_a_corpus_with_context_only_rows(corpus_root, tmp_p
                for s in (0, 1)]
     grouped = train_group(configs, [tmp_path / "g0", tmp_path / "g1"], corpus_root, progress=False, threads=1)
     assert all(sum(r["test"]["support"].values()) == labelled_test for r in grouped)
+
+
+def test_a_batch_of_context_only_dialogues_takes_no_step_alone_or_in_a_group(tmp_path):
+    """One dialogue a batch, and some dialogues hold context-only utterances only: such a step updates
+    nothing, neither alone nor for that run in a group, so the run in a group still equals the run alone."""
+    from mmemolr.train.batched import train_group
+
+    from mmemolr.corpus.synthetic import make_annotated, write_prepared
+
+    root = tmp_path / "features"
+    corpus, vectors = make_annotated(dialogues={"train": 16, "dev": 6, "test": 6}, length=(2, 4))
+    for d in corpus.dialogues[:3]:  # three training dialogues with nothing to learn from
+        for u in d.utterances:
+            u.label = None
+    write_prepared(root / ANNOTATED_NAME, corpus, vectors, "synthetic-annotated", {})
+    small = [f"corpus={ANNOTATED_NAME}", "target.name=rld", "device=cpu", "model.hidden=8", "model.label_dim=4",
+             "optim.max_epochs=2", "optim.batch_dialogues=1", "optim.patience=5"]
+    configs = [load_config(TrainConfig, None, [*small, f"seed={s}"]) for s in (0, 1)]
+    alone = run_training(configs[1], tmp_path / "alone", root, progress=False, threads=1)
+    grouped = train_group(configs, [tmp_path / "g0", tmp_path / "g1"], root, progress=False, threads=1)[1]
+    assert alone["test"]["confusion_matrix"] == grouped["test"]["confusion_matrix"]
+    a = torch.load(tmp_path / "alone" / "best.pt", weights_only=True)
+    g = torch.load(tmp_path / "g1" / "best.pt", weights_only=True)
+    for key in a:
+        torch.testing.assert_close(a[key], g[key], rtol=1e-4, atol=1e-5)

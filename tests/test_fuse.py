@@ -15,10 +15,10 @@ from mmemolr.fuse import (
     build_fused,
     check_training_corpus,
     collate,
-    group_plans,
     load_feature_files,
     normalise_modalities,
     resolve_feature_files,
+    schedule,
 )
 
 
@@ -170,24 +170,27 @@ def test_batch_plan_covers_everything_and_buckets():
         batch_plan(lengths, 0)
 
 
-def test_group_plans_pad_no_run_to_another_and_keep_each_run_its_own():
+def test_every_run_takes_the_epochs_length_buckets_in_one_order_with_its_own_members():
     lengths = [5, 1, 9, 3, 3, 7, 2, 8, 6, 4, 1, 9, 3, 3, 5]
-    plans = group_plans(lengths, 4, [torch.Generator().manual_seed(s) for s in range(5)])
-    # The first run's plan is its batch_plan; every plan covers every dialogue once.
-    assert plans[0] == batch_plan(lengths, 4, torch.Generator().manual_seed(0))
+    plans = [batch_plan(lengths, 4, torch.Generator().manual_seed(s), epoch=2) for s in range(5)]
     for plan in plans:
         assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
-    # Step by step, every run's batch holds the same lengths (so the same padded shape) ...
+    # Step by step, every run's batch holds the same lengths (so the same padded shape: no run of a batched
+    # group is padded to another) ...
     for step in zip(*plans):
         assert len({tuple(sorted(lengths[i] for i in b)) for b in step}) == 1
     # ... but not the same dialogues: each run draws its own members of a length bucket.
     assert len({tuple(map(tuple, p)) for p in plans}) == len(plans)
-    # Each generator draws what batch_plan draws, so a run continues alone where it left its group.
-    gens = [torch.Generator().manual_seed(s) for s in range(2)]
-    group_plans(lengths, 4, gens)
-    alone = torch.Generator().manual_seed(1)
-    batch_plan(lengths, 4, alone)
-    assert torch.equal(gens[1].get_state(), alone.get_state())
+    # The order of the buckets is the epoch's schedule, whichever generator: length order permuted by it.
+    by_length = batch_plan(lengths, 4)
+    order = schedule(len(by_length), 2)
+    assert [sorted(lengths[i] for i in b) for b in plans[0]] == [sorted(lengths[i] for i in by_length[k]) for k in order]
+    assert schedule(len(by_length), 3) != order  # another epoch, another order (4 batches: 1 in 24 alike)
+    # A generator draws one permutation per epoch, whatever the epoch.
+    gen, alone = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    batch_plan(lengths, 4, gen, epoch=7)
+    torch.randperm(len(lengths), generator=alone)
+    assert torch.equal(gen.get_state(), alone.get_state())
 
 
 def test_collate_pads_and_masks(tmp_path):

@@ -10,7 +10,6 @@ test_hard_kill_during_overwrite_keeps_the_finished_file).
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing
 import os
@@ -22,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from train_helpers import make_corpus, prepare
+from train_helpers import assert_same_run, make_corpus, prepare, untimed
 
 from mmemolr.cli.main import main
 from mmemolr.fileio import atomic_path
@@ -30,14 +29,13 @@ from mmemolr.store import partial_path
 
 TRAIN_OVERRIDES = ["corpus=synth", "modalities=[t,a]", "target.name=rld", "device=cpu", "model.hidden=8",
                    "model.label_dim=4", "optim.lr=0.01", "optim.max_epochs=3", "optim.batch_dialogues=4"]
-TIMING_KEYS = {"seconds", "seconds_total", "seconds_per_epoch", "created"}
 
 
 def run_killed(target, *args) -> None:
     """Run ``target(*args)`` in a child process; it must die by SIGKILL at the point it chooses."""
     context = multiprocessing.get_context("forkserver")
     # Takes effect if this session starts the fork server (the extraction runner may have started it).
-    context.set_forkserver_preload(["mmemolr.train.run", "mmemolr.cli.main"])
+    context.set_forkserver_preload(["mmemolr.train.run", "mmemolr.train.batched", "mmemolr.cli.main"])
     child = context.Process(target=target, args=args)
     child.start()
     child.join(timeout=300)
@@ -48,39 +46,6 @@ def run_killed(target, *args) -> None:
 
 def _sigkill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _untimed(value):
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Two run folders hold the same run: every file equal, bit for bit (timings aside)."""
-    names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(p.name for p in b.iterdir())
-    assert "last.pt" not in names and not any(n.endswith(".tmp") for n in names)
-    for name in names:
-        if name.endswith(".json"):
-            assert _untimed(json.loads((a / name).read_text())) == _untimed(json.loads((b / name).read_text())), name
-        elif name.endswith(".pt"):
-            x, y = torch.load(a / name, weights_only=True), torch.load(b / name, weights_only=True)
-            assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
-        elif name.endswith(".npz"):
-            with np.load(a / name) as x, np.load(b / name) as y:
-                assert x.files == y.files and all(np.array_equal(x[k], y[k]) for k in x.files), name
-        elif name == "metrics.csv":
-            assert _csv_untimed(a / name) == _csv_untimed(b / name)
-        else:
-            assert (a / name).read_bytes() == (b / name).read_bytes(), name
-
-
-def _csv_untimed(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in csv.DictReader(fh)]
 
 
 @pytest.fixture
@@ -139,6 +104,91 @@ def test_train_killed_twice_and_rerun_equals_an_uninterrupted_run(features, tmp_
     assert_same_run(tmp_path / "whole", killed)
 
 
+# --- train --seeds: a batched group -----------------------------------------------------------------------
+
+GROUP_KILLS = ("between-next", "between-apply", "mid-apply", "between-finish")
+
+
+def _group_argv(features: Path, out: Path, seeds: tuple[str, str] = ("--seeds", "0,1")) -> list[str]:
+    return ["train", "--corpus", "synth", "--features-dir", str(features), "--modalities", "t,a", "--target", "rld",
+            *seeds, "--out", str(out), "--quiet", "--threads", "1", "model.hidden=8", "model.label_dim=4",
+            "optim.lr=0.01", "optim.batch_dialogues=4", "optim.max_epochs=3", "optim.patience=3"]
+
+
+def _group_killed(kill: str, argv: list[str]) -> None:
+    """``mmemolr train --seeds 0,1`` dying at ``kill`` (mmemolr.train.commit's two phases, epoch 2):
+
+    - between-next: seed 0's next.pt written, seed 1's not (phase 1 cut short: the resume undoes it);
+    - between-apply: epoch 2 applied to seed 0 (last.pt at epoch 2), not to seed 1 (at epoch 1 with its next.pt:
+      the resume finishes the commit);
+    - mid-apply: seed 1's best.pt and metrics of epoch 2 written, its next.pt not yet renamed to last.pt;
+    - between-finish: after the last epoch, seed 0 tested and written out, seed 1 not.
+    """
+    from mmemolr.train import batched, commit, rundir
+
+    write_next, apply_next, finish_run = commit.write_next, commit.apply_next, batched.finish_run
+
+    def write(run_dir, last, best, token, members):
+        if kill == "between-next" and last["state"]["epoch"] == 2 and run_dir.name == "seed1":
+            _sigkill()
+        write_next(run_dir, last, best, token, members)
+
+    def apply(run_dir, best, history):
+        if len(history) == 2 and run_dir.name == "seed1":
+            if kill == "between-apply":
+                _sigkill()
+            if kill == "mid-apply":
+                rundir.write_metrics(run_dir, history)
+                _sigkill()
+        apply_next(run_dir, best, history)
+
+    def finish(config, run_dir, *args):
+        if kill == "between-finish" and run_dir.name == "seed1":
+            _sigkill()
+        return finish_run(config, run_dir, *args)
+
+    commit.write_next, commit.apply_next, batched.finish_run = write, apply, finish
+    main(argv)
+
+
+def _epoch(run_dir: Path, name: str = "last.pt") -> int:
+    return torch.load(run_dir / name, weights_only=True)["state"]["epoch"]
+
+
+def _landed(kill: str, s0: Path, s1: Path) -> bool:
+    """The run folders hold what a kill at ``kill`` leaves."""
+    if kill == "between-next":
+        return (s0 / "next.pt").exists() and not (s1 / "next.pt").exists() and _epoch(s1) == 1
+    if kill == "between-apply":
+        return _epoch(s0) == 2 and not (s0 / "next.pt").exists() and _epoch(s1) == 1 and _epoch(s1, "next.pt") == 2
+    if kill == "mid-apply":
+        return (_epoch(s0) == 2 and _epoch(s1) == 1 and (s1 / "next.pt").exists()
+                and len(json.loads((s1 / "metrics.json").read_text())) == 2)
+    return (s0 / "results.json").exists() and not (s1 / "results.json").exists() and _epoch(s1) == 3
+
+
+def test_a_batched_group_killed_anywhere_resumes_to_the_uninterrupted_results(features, tmp_path):
+    """SIGKILL at four points of a group's epoch commit and finish, each resumed: every run folder equals the
+    uninterrupted group's bit for bit. Resumed alone (``mmemolr train`` on one run's folder), a run of a group
+    killed between its runs' writes finishes the commit and trains on."""
+    assert main(_group_argv(features, tmp_path / "whole")) == 0
+    where = {}
+    for kill in GROUP_KILLS:
+        cut = tmp_path / kill
+        run_killed(_group_killed, kill, _group_argv(features, cut))
+        where[kill] = _landed(kill, cut / "seed0", cut / "seed1")
+        assert main(_group_argv(features, cut)) == 0
+        for seed in ("seed0", "seed1"):
+            assert_same_run(tmp_path / "whole" / seed, cut / seed)
+    assert all(where.values()), where  # every kill landed where planned
+    alone = tmp_path / "alone"
+    run_killed(_group_killed, "between-apply", _group_argv(features, alone))
+    assert main(_group_argv(features, alone / "seed1", ("--seed", "1"))) == 0
+    assert not (alone / "seed0" / "next.pt").exists() and _epoch(alone / "seed0") == 2  # its commit was finished
+    rows, whole = (json.loads((d / "seed1" / "metrics.json").read_text()) for d in (alone, tmp_path / "whole"))
+    assert untimed(rows[:2]) == untimed(whole[:2]) and len(rows) == 3
+
+
 # --- compare ----------------------------------------------------------------------------------------------
 
 def _compare_argv(features: Path, out: Path) -> list[str]:
@@ -172,8 +222,8 @@ def test_compare_killed_and_rerun_equals_an_uninterrupted_sweep(features, tmp_pa
     for name in ("t_onehot_seed0", "t_rld_seed0"):
         assert_same_run(tmp_path / "whole" / name, killed / name)
     for name in ("table.json", "sweep.json"):
-        whole = _untimed(json.loads((tmp_path / "whole" / name).read_text()))
-        again = _untimed(json.loads((killed / name).read_text()))
+        whole = untimed(json.loads((tmp_path / "whole" / name).read_text()))
+        again = untimed(json.loads((killed / name).read_text()))
         assert json.dumps(whole).replace(str(tmp_path / "whole"), "X") == json.dumps(again).replace(str(killed), "X")
     assert (tmp_path / "whole" / "table.csv").read_text() == (killed / "table.csv").read_text()
 

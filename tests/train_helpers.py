@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mmemolr.corpus import Corpus, Dialogue, Utterance, save_prepared
 from mmemolr.store import FeatureWriter
@@ -70,3 +73,39 @@ def prepare(root: Path, corpus: Corpus | None = None, modalities: Iterable[str] 
     for i, modality in enumerate(modalities):
         write_features(corpus, folder, modality=modality, seed=i, **kwargs)
     return root
+
+
+TIMING_KEYS = {"seconds", "seconds_total", "seconds_per_epoch", "created"}
+
+
+def untimed(value):
+    if isinstance(value, dict):
+        return {k: untimed(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [untimed(v) for v in value]
+    return value
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Two run folders hold the same run: every file equal, bit for bit (timings aside)."""
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    assert "last.pt" not in names and not any(n.endswith(".tmp") for n in names)
+    for name in names:
+        if name.endswith(".json"):
+            assert untimed(json.loads((a / name).read_text())) == untimed(json.loads((b / name).read_text())), name
+        elif name.endswith(".pt"):
+            x, y = torch.load(a / name, weights_only=True), torch.load(b / name, weights_only=True)
+            assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+        elif name.endswith(".npz"):
+            with np.load(a / name) as x, np.load(b / name) as y:
+                assert x.files == y.files and all(np.array_equal(x[k], y[k]) for k in x.files), name
+        elif name == "metrics.csv":
+            assert _csvuntimed(a / name) == _csvuntimed(b / name)
+        else:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def _csvuntimed(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in csv.DictReader(fh)]

@@ -49,56 +49,43 @@ def collate(data: FusedData, dialogues: Sequence[DialogueIndex]) -> Batch:
     )
 
 
-def _chunks(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None,
-            bucket: bool) -> tuple[list[list[int]], list[int]]:
-    """:func:`batch_plan`'s batches before shuffling (in length order with ``bucket``) and the order it
-    shuffles them into (identity without a generator); draws from ``generator`` exactly what it draws."""
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    n = len(lengths)
-    lengths_arr = np.asarray(lengths)
-    if generator is not None:
-        order = torch.randperm(n, generator=generator).numpy()
-    else:
-        order = np.arange(n)
-    if bucket:
-        order = order[np.argsort(lengths_arr[order], kind="stable")]
-    batches = [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
-    shuffle = torch.randperm(len(batches), generator=generator).tolist() if generator is not None else \
-        list(range(len(batches)))
-    return batches, shuffle
+SCHEDULE_SEED = 0x6D6D656D  # seeds the order of the length buckets, with the epoch: the same for every run
+
+
+def schedule(n_batches: int, epoch: int) -> list[int]:
+    """The order in which epoch ``epoch`` (0 for the first) takes its ``n_batches`` batches, by their
+    position in length order. It depends on the epoch only, not on any run: every run, alone or in any
+    batched group (mmemolr.train.batched), takes the same length bucket at the same step of an epoch, so
+    the runs of a group are never padded to one another."""
+    generator = torch.Generator().manual_seed(SCHEDULE_SEED + epoch)
+    return torch.randperm(n_batches, generator=generator).tolist()
 
 
 def batch_plan(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None,
-               bucket: bool = True) -> list[list[int]]:
+               bucket: bool = True, epoch: int = 0) -> list[list[int]]:
     """Indices of the dialogues in each batch.
 
-    With a generator (training) the order is random: a random permutation, then (with ``bucket``) a
-    stable sort by length, so dialogues of equal length are mixed at random, then the batches are
-    shuffled. Without one (evaluation) dialogues are sorted by length and batched in order.
+    With a generator (training) the run's own generator draws which dialogues share a batch: a random
+    permutation (its only draw), then (with ``bucket``) a stable sort by length, so dialogues of equal
+    length are mixed at random, cut into batches of ``batch_size``. The batches are then taken in the
+    order :func:`schedule` gives for ``epoch``, the same for every run. Without a generator (evaluation)
+    dialogues are sorted by length and batched in order.
     """
-    batches, shuffle = _chunks(lengths, batch_size, generator, bucket)
-    return [batches[i] for i in shuffle]
-
-
-def group_plans(lengths: Sequence[int], batch_size: int, generators: Sequence[torch.Generator],
-                bucket: bool = True) -> list[list[list[int]]]:
-    """The plans of runs trained as one batched group (mmemolr.train.batched), one per generator.
-
-    Each run draws its batches as :func:`batch_plan` does (its own random membership, the same draws
-    from its generator), but all runs take them in the order the first run's generator draws. With
-    ``bucket`` the k-th batch in length order holds the same lengths for every run (only which of the
-    dialogues of equal length it holds differs), so every step of the group is as long, and as wide, as
-    each run's own batch: no run is padded to another's. The first run's plan is its
-    :func:`batch_plan`; each other's is a uniformly random order of its own batches, as alone."""
-    drawn = [_chunks(lengths, batch_size, g, bucket) for g in generators]
-    shuffle = drawn[0][1]
-    return [[batches[i] for i in shuffle] for batches, _ in drawn]
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    n = len(lengths)
+    order = torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
+    if bucket:
+        order = order[np.argsort(np.asarray(lengths)[order], kind="stable")]
+    batches = [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+    if generator is None:
+        return batches
+    return [batches[i] for i in schedule(len(batches), epoch)]
 
 
 def iterate_batches(data: FusedData, dialogues: Sequence[DialogueIndex], batch_size: int,
-                    generator: torch.Generator | None = None, bucket: bool = True):
+                    generator: torch.Generator | None = None, bucket: bool = True, epoch: int = 0):
     """Yield collated batches of ``dialogues`` following :func:`batch_plan`."""
-    plan = batch_plan([len(d) for d in dialogues], batch_size, generator, bucket)
+    plan = batch_plan([len(d) for d in dialogues], batch_size, generator, bucket, epoch)
     for idx in plan:
         yield collate(data, [dialogues[i] for i in idx])

@@ -14,11 +14,18 @@ an autograd node for each; on two CPU cores the recurrence was most of an epoch'
 
 Same values on real steps as the models' autograd loops; only the order of floating-point sums differs.
 Used where those loops have no option it lacks (DialogueRNN's active listener, the predictor's trace of
-every party state); not twice differentiable. Under ``vmap`` (the batched groups of runs of
+every party state). Not twice differentiable: a backward pass that records a graph (``create_graph=True``)
+raises instead of returning wrong second derivatives. Under ``vmap`` (the batched groups of runs of
 ``mmemolr.train.stacked``) each Function's vmap rule folds the R runs into its groups: R runs of K
 directions are one call with R·K directions, each with its own weights, so a group of runs costs one
 recurrence of R·K groups instead of R recurrences. Padded steps (after a dialogue's last real step) are
-computed but read by no real step; the callers hold the last real step's states there.
+computed but read by no real step; the callers hold the last real step's states there (the predictor zeroes
+its s_{p,t} there), so every output on padding is what the autograd loops give.
+
+The test suite verifies them on the CPU (:data:`VERIFIED`). On any other device type (CUDA, MPS) the first
+use (:func:`usable`) compares one small forward and backward of each with autograd through ``torch.gru_cell``
+loops (:func:`self_check`); on a mismatch the models take their autograd loops there, with a warning that
+names the device. ``benchmarks/cuda_check.py`` runs this check first.
 
 Shapes: K directions (their cells stacked), T steps, B dialogues, P parties, D the context and party
 state size (equal), F = D_u.
@@ -26,11 +33,143 @@ state size (equal), F = D_u.
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 # The models take these recurrences where they support the model's options; False sends them to their
 # autograd loops (the equivalence tests and benchmarks/bench_bptt.py compare the two).
 ENABLED = True
+VERIFIED = frozenset({"cpu"})  # device types on which the test suite runs them against autograd
+_checked: dict[str, bool] = {}  # device type -> self_check passed (this process)
+
+
+def usable(device: torch.device | str) -> bool:
+    """Whether the models take the hand-written recurrences on ``device``: :data:`ENABLED`, and the device
+    type verified by the tests or, the first time it is asked about, by :func:`self_check` (a mismatch warns
+    and answers False from then on). Not yet checked and asked inside a ``torch.func`` transform: False
+    (the training entry points ask first, outside)."""
+    if not ENABLED:
+        return False
+    device = torch.device(device)
+    if device.type in VERIFIED:
+        return True
+    if device.type not in _checked:
+        if torch._C._are_functorch_transforms_active():
+            return False
+        worst, problem = self_check(device)
+        _checked[device.type] = problem is None
+        if problem is not None:
+            name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+            message = (f"the hand-written recurrences (mmemolr.model.bptt) disagree with autograd on {device} ({name}): "
+                       f"{problem}; using the models' autograd loops on {device.type} in this process")
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            log.warning(message)
+        else:
+            log.info("hand-written recurrences checked on %s: largest difference from autograd %.2e", device, worst)
+    return _checked[device.type]
+
+
+def self_check(device: torch.device | str, rtol: float = 1e-3, atol: float = 1e-4) -> tuple[float, str | None]:
+    """One small forward and backward (float32, a padded step, with and without attention) of both
+    recurrences on ``device`` against autograd through ``torch.gru_cell`` loops: the largest absolute
+    difference of any output or gradient, and what is out of tolerance (None when all agree)."""
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    k, t, b, f, d, p = 2, 5, 3, 6, 4, 3
+
+    def rand(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=gen) * 0.5).to(device).requires_grad_()
+
+    onehot = F.one_hot(torch.randint(0, p, (k, t, b), generator=gen), p).float()
+    onehot[:, -1, 0] = 0  # a padded step
+    onehot = onehot.to(device)
+    u = rand(k, t, b, f)
+    groups = ([rand(3 * d, f + d) for _ in range(2 * k)], [rand(3 * d, d) for _ in range(2 * k)],
+              [rand(3 * d) for _ in range(2 * k)], [rand(3 * d) for _ in range(2 * k)], [rand(d, f) for _ in range(k)])
+    pre, w_hh, b_hh = rand(t, k, b, 3 * d), rand(k, 3 * d, d), rand(k, 3 * d)
+    cases = [(f"global_party_recurrence(attention={attention})", [u, *(w for g in groups for w in g)],
+              lambda attention=attention: global_party_recurrence(u, onehot, *groups, attention=attention),
+              lambda attention=attention: _reference_global_party(u, onehot, *groups, attention))
+             for attention in (True, False)]
+    cases.append(("gru_sequence", [pre, w_hh, b_hh], lambda: (gru_sequence(pre, w_hh, b_hh),),
+                  lambda: (_reference_gru_sequence(pre, w_hh, b_hh),)))
+    worst, problems = 0.0, []
+    with torch.inference_mode(False), torch.enable_grad():
+        for name, inputs, fast, slow in cases:
+            results = []
+            for fn in (fast, slow):
+                outputs = fn()
+                weights = torch.Generator().manual_seed(1)
+                loss = sum((o * torch.randn(o.shape, generator=weights).to(device)).sum() for o in outputs)
+                grads = torch.autograd.grad(loss, inputs, allow_unused=True)  # W_α without attention
+                results.append([o.detach() for o in outputs]
+                               + [g if g is not None else torch.zeros_like(x) for g, x in zip(grads, inputs)])
+            for i, (a, c) in enumerate(zip(*results)):
+                worst = max(worst, float((a - c).abs().max()))
+                if not torch.allclose(a, c, rtol=rtol, atol=atol):
+                    what = f"output {i}" if i < len(results[0]) - len(inputs) else "gradient"
+                    problems.append(f"{name} {what} off by {float((a - c).abs().max()):.2e}")
+    return worst, ("; ".join(problems[:3]) if problems else None)
+
+
+def _reference_global_party(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor], w_hh: list[torch.Tensor],
+                            b_ih: list[torch.Tensor], b_hh: list[torch.Tensor], w_att: list[torch.Tensor],
+                            attention: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`global_party_recurrence` written plainly, for autograd (:func:`self_check`)."""
+    k, t_max, b, _ = u.shape
+    d, p = w_hh[0].shape[-1], onehot.shape[-1]
+    out_g, out_q, out_prev = [], [], []
+    for i in range(k):
+        g, parties, history = u.new_zeros(b, d), u.new_zeros(b, p, d), []
+        gs, qs, prevs = [], [], []
+        for t in range(t_max):
+            q_prev = torch.bmm(onehot[i, t].unsqueeze(1), parties).squeeze(1)
+            if not history:
+                c = u.new_zeros(b, d)
+            elif not attention:
+                c = history[-1]
+            else:
+                keys = torch.stack(history)  # (t, B, D)
+                alpha = torch.softmax((keys * (u[i, t] @ w_att[i].t())).sum(-1), 0)
+                c = (alpha.unsqueeze(-1) * keys).sum(0)
+            g = torch.gru_cell(torch.cat([u[i, t], q_prev], -1), g, w_ih[i], w_hh[i], b_ih[i], b_hh[i])
+            q = torch.gru_cell(torch.cat([u[i, t], c], -1), q_prev, w_ih[k + i], w_hh[k + i], b_ih[k + i], b_hh[k + i])
+            parties = torch.where(onehot[i, t].unsqueeze(-1) > 0, q.unsqueeze(1), parties)
+            history.append(g)
+            gs.append(g)
+            qs.append(q)
+            prevs.append(q_prev)
+        out_g.append(torch.stack(gs, 1))
+        out_q.append(torch.stack(qs))
+        out_prev.append(torch.stack(prevs))
+    return torch.stack(out_g), torch.stack(out_q), torch.stack(out_prev)
+
+
+def _reference_gru_sequence(pre: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """:func:`gru_sequence` written plainly (the input part ``pre`` through an identity input weight)."""
+    t_max, k, b, three = pre.shape
+    eye, zero = torch.eye(three, device=pre.device), pre.new_zeros(three)
+    out = []
+    for i in range(k):
+        h, hs = pre.new_zeros(b, three // 3), []
+        for t in range(t_max):
+            h = torch.gru_cell(pre[t, i], h, eye, w_hh[i], zero, b_hh[i])
+            hs.append(h)
+        out.append(torch.stack(hs))
+    return torch.stack(out, 1)
+
+
+def _first_order_only(name: str) -> None:
+    """The backward passes are not recorded: refuse a backward that would record a graph of them."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"{name} (mmemolr.model.bptt) is not twice differentiable: its backward pass is written by "
+                           "hand and not recorded (create_graph=True); set mmemolr.model.bptt.ENABLED = False to "
+                           "run the models' autograd loops instead")
 
 
 def _gates(gi: torch.Tensor, gh: torch.Tensor, h_prev: torch.Tensor, rz: torch.Tensor, n: torch.Tensor,
@@ -167,6 +306,7 @@ class _GlobalParty(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_g, grad_q, grad_q_prev, *_intermediates):
+        _first_order_only("global_party_recurrence")
         u, onehot, g_out, w_back, query, states, acts, rz, n_all, alpha, *weights = ctx.saved_tensors
         k, t_max, b, f = u.shape
         d, p = w_back.shape[-1], onehot.shape[-1]
@@ -275,6 +415,7 @@ class _GruSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_h, *_intermediates):
+        _first_order_only("gru_sequence")
         w_hh, h_out, acts, rz, n_all = ctx.saved_tensors
         t_max, k, b, d = n_all.shape
         if grad_h is None:

@@ -38,6 +38,7 @@ from torch import nn
 
 from mmemolr.model import bptt
 from mmemolr.model.bptt import global_party_recurrence, gru_sequence
+from mmemolr.model.dropout import Dropout
 
 
 @dataclass
@@ -46,7 +47,7 @@ class PredictorOutput:
 
     logits: torch.Tensor
     context: torch.Tensor  # c_t
-    speaker: torch.Tensor  # s_{p,t}: the speaking party's state after its update at t
+    speaker: torch.Tensor  # s_{p,t}: the speaking party's state after its update at t (zero on padded steps)
     emotion: torch.Tensor  # e_t (before dropout)
     party_states: torch.Tensor | None = None  # (B, T, P, D) every party's state after step t (trace only)
 
@@ -104,7 +105,7 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
     own, and GRU_C is batched with GRU_S instead).
     """
     b, t_max, du = u.shape
-    if t_max and not trace and bptt.ENABLED:
+    if t_max and not trace and bptt.usable(u.device):
         return _recur_hand_written(cells, u, onehot, valid, attention, emotion_reads_updated)
     d = cells.gru_c.hidden_size
     p = onehot.shape[-1]
@@ -225,7 +226,7 @@ class EmotionPredictor(nn.Module):
         self.input_dim = input_dim
         self.hidden = hidden
         self.attention = attention
-        self.input_dropout = nn.Dropout(input_dropout)
+        self.input_dropout = Dropout(input_dropout, input_dim, input_at=0)
         self.proj = nn.Linear(input_dim, input_proj) if input_proj else None
         du = input_proj or input_dim
         self.utt_dim = du
@@ -235,8 +236,10 @@ class EmotionPredictor(nn.Module):
         self.gru_c, self.gru_s, self.gru_e, self.att = (forward_cells.gru_c, forward_cells.gru_s,
                                                         forward_cells.gru_e, forward_cells.att)
         self.backward_cells = DialogueCells(du, hidden) if bidirectional else None
-        self.dropout = nn.Dropout(dropout)
         self.skip = skip
+        # With skip the classifier reads e_t ⊕ u_t: the input's columns after the state's (without a projection)
+        self.dropout = Dropout(dropout, self.state_dim + du if skip else self.state_dim,
+                               input_at=self.state_dim if skip and not input_proj else None)
         self.classifier = nn.Linear(self.state_dim + du if skip else self.state_dim, n_classes)
 
     @property
@@ -269,6 +272,9 @@ class EmotionPredictor(nn.Module):
                                          for fwd, bwd in zip((context, speaker, emotion), back[:3]))
             if trace:
                 party_states = torch.cat([party_states, reverse_steps(back[3], lengths)], -1)
+        # s_{p,t} of a padded step is computed (by both paths, from different histories) but no real step
+        # reads it: zero, so that every output on padding is the same whichever path ran
+        speaker = speaker.masked_fill(~mask.unsqueeze(-1), 0.0)
         features = torch.cat([emotion, u], -1) if self.skip else emotion
         logits = self.classifier(self.dropout(features))
         return PredictorOutput(logits, context, speaker, emotion, party_states)

@@ -6,8 +6,10 @@ the union of the group's modalities (mmemolr.train.stacked). Each run stays itse
 
 - its own seed: initial weights (its model is built exactly as ``run_training`` builds it, then embedded),
   batches (its own generator draws which dialogues of each length bucket form its batches, as alone; the
-  group takes the buckets in one order, the first run's, so that no run is padded to another's longer
-  dialogues: mmemolr.fuse.group_plans), dropout masks (vmap randomness="different");
+  buckets come in the order of the epoch's schedule, which depends on no run, so no run is padded to
+  another's longer dialogues: mmemolr.fuse.batch_plan), dropout masks (drawn outside vmap from its own
+  dropout generator, as alone: mmemolr.model.dropout). A run follows the trajectory it follows alone, in
+  any group, of any size, with any partners: only the order of floating-point sums differs;
 - its own modality subset: absent modalities and their availability columns are zero in its input, the
   weights reading them are zero and stay zero (no gradient, no decay);
 - its own loss (the group's loss is the sum of per-run means), gradient clipping (per-run norm), Adam
@@ -18,9 +20,11 @@ the union of the group's modalities (mmemolr.train.stacked). Each run stays itse
 
 Every run writes its normal run folder through the functions of mmemolr.train.run (config.yaml,
 inputs.json, metrics, best.pt, last.pt in run_training's format, predictions, results.json), so
-``evaluate``, ``predict``, ``compare`` tables and ``report`` read it as any other; a group killed at any
-point resumes from the runs' last.pt files (each written atomically after every epoch; runs may be at
-different epochs), and a single run of it may even be resumed alone with ``mmemolr train``.
+``evaluate``, ``predict``, ``compare`` tables and ``report`` read it as any other. Each epoch of the group
+is committed as one unit (mmemolr.train.commit: every run's next.pt, then every run's best.pt, metrics and
+last.pt), so a group killed at any point resumes with all its runs at one epoch, to exactly the results of
+the uninterrupted group; a single run of it may also be resumed alone with ``mmemolr train`` (its
+trajectory then differs from the group's by the order of floating-point sums only).
 
 The ``seconds`` of a run's epoch row is the group's epoch wall time divided by the runs it trained.
 """
@@ -30,20 +34,24 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from mmemolr.config import to_dict
-from mmemolr.fuse import DialogueIndex, FusedData, ZNorm, batch_plan, collate, group_plans
+from mmemolr.fuse import DialogueIndex, FusedData, ZNorm, batch_plan, collate
 from mmemolr.fuse.sources import MODALITY_NAMES, normalise_modalities
+from mmemolr.model import bptt
+from mmemolr.model.dropout import draw_masks, dropout_generator, dropout_sites
 from mmemolr.progress import Progress
-from mmemolr.train import rundir
+from mmemolr.train import commit, rundir
 from mmemolr.train.build import EmoLRModel, build_model
-from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mmemolr.train.checkpoint import LAST_FORMAT, check_last_format, load_checkpoint, rng_state, set_rng_state
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
@@ -58,7 +66,7 @@ from mmemolr.train.run import (
     finish_run,
     make_optimizer,
     new_state,
-    record_epoch,
+    select_epoch,
     write_run_start,
 )
 from mmemolr.train.stacked import StackedModel, adam_step, clip_per_run, input_blocks, union_columns
@@ -127,8 +135,9 @@ class _Run:
     run_dir: Path
     codes: list[str]
     inputs: dict[str, dict]
-    model: EmoLRModel  # own shapes; used to initialise, then to finish
-    generator: torch.Generator
+    model: EmoLRModel  # own shapes; used to initialise, to draw its dropout masks, then to finish
+    generator: torch.Generator  # batches (CPU)
+    dropout: torch.Generator  # dropout masks (on the training device)
     state: dict[str, Any] = field(default_factory=new_state)
     results: dict[str, Any] | None = None
     checkpoint: dict[str, Any] | None = None  # last.pt of a run being resumed
@@ -148,6 +157,7 @@ class _Batch:
     labels: torch.Tensor  # (A, N)
     weight: torch.Tensor  # (A, N) 1/N_r, 0 on padding
     counts: torch.Tensor  # (A,) N_r
+    shapes: list[tuple[int, int]]  # each run's own (B_r, T_r) before padding to the others
     votes: torch.Tensor | None = None  # (A, N, C) annotator votes of those utterances, if the corpus has them
 
 
@@ -168,7 +178,7 @@ def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequ
     mask = rows != data.pad_row
     flat = (mask & (labels >= 0)).view(a, -1)
     counts = flat.sum(1)
-    n = int(counts.max())
+    n = max(1, int(counts.max()))  # one weightless slot when no run has a labelled utterance in this step
     index = torch.zeros((a, n), dtype=torch.long)
     weight = torch.zeros((a, n), dtype=torch.float64)
     for i in range(a):
@@ -182,7 +192,7 @@ def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequ
     rows_d = rows.to(device)
     return _Batch(features[rows_d], speakers.to(device), mask.to(device), max(x.n_parties for x in batches),
                   index.to(device), sel_labels.to(device), weight.to(device=device, dtype=features.dtype), counts,
-                  votes)
+                  [tuple(x.rows.shape) for x in batches], votes)
 
 
 class GroupTrainer:
@@ -200,11 +210,24 @@ class GroupTrainer:
         self.average = {k: v.clone() for k, v in self.weights.items()} if ema else None
         self.ema_steps = torch.zeros(len(runs), dtype=torch.float64, device=device)
         self.names = names
+        # Dropout: each run draws its masks through its own model (own widths), as alone; the group's
+        # template holds the same layers at the union's widths.
+        self.sites = dropout_sites(stacked.template)
+        self.own_sites = [dropout_sites(r.model) for r in runs]
+        # Runs whose input columns are not the union's, in order: their masks of input columns are embedded.
+        self.embedded = [not torch.equal(c, torch.arange(stacked.union_width)) for c in stacked.columns]
+        for r, own in enumerate(self.own_sites):
+            for (name, site), (own_name, mine) in zip(self.sites, own, strict=True):
+                if own_name != name or (mine.width != site.width and site.input_at is None):
+                    raise ValueError(f"dropout layer {name} of run {r} cannot be embedded in its group: group runs by "
+                                     "modality subset with this backbone")
 
     # --- single-run checkpoint format (run_training's last.pt) ------------------------------------
 
     def load_run_checkpoint(self, r: int, ckpt: dict[str, Any]) -> None:
         run = self.runs[r]
+        run.generator.set_state(ckpt["generator"])
+        run.dropout.set_state(ckpt["dropout_generator"])
         run.model.load_state_dict(ckpt["model"])
         own = dict(run.model.named_parameters())
         zeros = {k: torch.zeros_like(v) for k, v in own.items()}
@@ -235,8 +258,9 @@ class GroupTrainer:
         if float(self.steps[r]) > 0:
             optimizer["state"] = {i: {"step": step.clone(), "exp_avg": m[k].cpu(), "exp_avg_sq": v[k].cpu()}
                                   for i, k in enumerate(self.names)}
-        last = {"model": cpu_copy(weights), "optimizer": optimizer, "generator": run.generator.get_state(),
-                "rng": rng_state(), "state": run.state}
+        last = {"format": LAST_FORMAT, "model": cpu_copy(weights), "optimizer": optimizer,
+                "generator": run.generator.get_state(), "dropout_generator": run.dropout.get_state(), "rng": rng_state(),
+                "state": run.state}
         if self.average is not None:
             last["ema"] = {"steps": int(self.ema_steps[r]), "average": cpu_copy(self.stacked.extract(r, self.average))}
         return last
@@ -261,21 +285,28 @@ class GroupTrainer:
         ema_steps = self.ema_steps[idx].clone()
         masks = self.stacked.input_masks[idx]
         lengths = [len(d) for d in dialogues]
-        # Every run draws its own batches, taken in one shared order so that a step pads no run to
-        # another's longer dialogues (mmemolr.fuse.group_plans).
-        plans = group_plans(lengths, optim.batch_dialogues, [self.runs[r].generator for r in active], optim.bucket)
+        # Every run draws its own batches as alone; runs at one epoch take the length buckets in the same
+        # order (mmemolr.fuse.schedule), so a step pads no run to another's longer dialogues.
+        plans = [batch_plan(lengths, optim.batch_dialogues, self.runs[r].generator, optim.bucket,
+                            self.runs[r].state["epoch"]) for r in active]
         total = torch.zeros(len(active), dtype=torch.float64)
         count = torch.zeros(len(active), dtype=torch.float64)
         params = [w[k] for k in self.names]
         for step in range(len(plans[0])):
             batch = gather_batch(data, features, [[dialogues[i] for i in plan[step]] for plan in plans], self.device)
+            dropout = self.dropout_masks(active, batch.shapes, *batch.mask.shape[1:])
             losses = self.stacked.losses(w, masks, batch.x, batch.speakers, batch.mask, batch.n_parties,
-                                         batch.index, batch.labels, batch.weight, batch.votes)
+                                         batch.index, batch.labels, batch.weight, dropout, batch.votes)
             if on_step is not None:
                 on_step(losses.detach())
             grads = list(torch.autograd.grad(losses.sum(), params))
             if optim.grad_clip:
                 clip_per_run(grads, optim.grad_clip)
+            # A run whose batch holds only context-only utterances takes no step, as alone (train_epoch).
+            idle = (batch.counts == 0).nonzero().squeeze(1).to(self.device)
+            state = [params, m, v, *([avg] if avg is not None else [])]
+            kept = [[t[idle].clone() for t in group] for group in state] if len(idle) else None
+            kept_steps = (steps[idle].clone(), ema_steps[idle].clone()) if len(idle) else None
             adam_step(params, grads, m, v, steps, optim.lr, optim.weight_decay)
             if avg is not None:
                 with torch.no_grad():
@@ -283,6 +314,12 @@ class GroupTrainer:
                     for a, p in zip(avg, params):
                         a.lerp_(p, (1.0 - decay).to(a.dtype).view(-1, *([1] * (a.dim() - 1))))
                     ema_steps += 1
+            if kept is not None:
+                with torch.no_grad():
+                    for group, saved in zip(state, kept):
+                        for t, old in zip(group, saved):
+                            t[idle] = old
+                    steps[idle], ema_steps[idle] = kept_steps
             total += losses.detach().double().cpu() * batch.counts
             count += batch.counts
         with torch.no_grad():
@@ -295,8 +332,23 @@ class GroupTrainer:
             self.steps[idx] = steps
             self.ema_steps[idx] = ema_steps
         if bool((count == 0).any()):
-            raise ValueError("the training split has no utterances")
+            raise ValueError("the training split has no labelled utterances")
         return (total / count).tolist()
+
+    def dropout_masks(self, active: list[int], shapes: Sequence[tuple[int, int]], b: int, t: int) -> dict[str, torch.Tensor]:
+        """One step's dropout masks of the active runs, (A, b, t, width) by layer: each run's drawn from its
+        own generator at its own shapes (mmemolr.model.dropout.draw_masks, as train_epoch draws them alone),
+        then its input columns put where the union has them and its batch padded to the group's."""
+        dtype = next(self.stacked.template.parameters()).dtype
+        stacked: dict[str, list[torch.Tensor]] = {name: [] for name, _ in self.sites}
+        for r, (b_r, t_r) in zip(active, shapes):
+            own = draw_masks(self.own_sites[r], self.runs[r].dropout, b_r, t_r, dtype)
+            for name, site in self.sites:
+                mask = own[name]
+                if site.input_at is not None and self.embedded[r]:
+                    mask = self.stacked.embed_columns(r, mask, site.input_at)
+                stacked[name].append(F.pad(mask, (0, 0, 0, t - t_r, 0, b - b_r)))
+        return {name: torch.stack(masks) for name, masks in stacked.items()}
 
     @torch.no_grad()
     def evaluate(self, active: list[int], data: FusedData, features: torch.Tensor,
@@ -341,6 +393,9 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
 
     set_threads(threads)
     device = resolve_device(first.device)
+    bptt.usable(device)  # checks the hand-written recurrences on a device the tests have not verified
+    for run_dir in run_dirs:
+        commit.settle(Path(run_dir))  # an epoch commit a kill interrupted: all runs at one epoch again
     runs: list[_Run] = []
     results: list[dict[str, Any] | None] = []
     resumed_rng = None
@@ -353,10 +408,11 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
         torch.manual_seed(config.seed)
         own_dim = sum(data.dims[c] for c in codes) + (len(codes) if config.model.availability_input else 0)
         model = build_model(config, own_dim, len(data.labels)).to(device)
-        run = _Run(config, run_dir, codes, start.inputs, model, torch.Generator().manual_seed(config.seed))
+        run = _Run(config, run_dir, codes, start.inputs, model, torch.Generator().manual_seed(config.seed),
+                   dropout_generator(config.seed, device))
         if (run_dir / rundir.LAST).exists():
             ckpt = load_checkpoint(run_dir / rundir.LAST, map_location="cpu")
-            run.generator.set_state(ckpt["generator"])
+            check_last_format(ckpt, run_dir / rundir.LAST)
             run.state = ckpt["state"]
             run.checkpoint = ckpt
             resumed_rng = resumed_rng or ckpt["rng"]
@@ -426,12 +482,17 @@ def _train(runs: list[_Run], union: PreparedData, device: torch.device, progress
             losses = trainer.train_epoch(active, data, features, train)
             evaluations = trainer.evaluate(active, data, features, dev, optim.eval_batch_dialogues)
             seconds = (time.perf_counter() - t0) / len(active)
+            # The epoch is committed as one unit (mmemolr.train.commit): every run's next.pt, then each applied.
+            token, members = uuid.uuid4().hex, [str(runs[r].run_dir.resolve()) for r in active]
+            best_weights = {}
             for r, loss, valid in zip(active, losses, evaluations):
                 run = runs[r]
                 scores = classification_metrics(valid.gold, valid.pred, data.labels)
                 row = epoch_row(run.state["epoch"] + 1, loss, valid.loss, scores, seconds)
-                record_epoch(run.config, run.run_dir, run.state, row, lambda r=r: trainer.selected_weights(r))
-                save_checkpoint(trainer.run_checkpoint(r), run.run_dir / rundir.LAST)
+                best_weights[r] = trainer.selected_weights(r) if select_epoch(run.config, run.state, row) else None
+                commit.write_next(run.run_dir, trainer.run_checkpoint(r), best_weights[r], token, members)
+            for r in active:
+                commit.apply_next(runs[r].run_dir, best_weights[r], runs[r].state["history"])
             best = max(runs[r].state["best_score"] for r in active)
             bar.update(1, f"{len(active)} of {len(runs)} runs training, best dev W-F1 {best:.4f}")
     finally:

@@ -27,6 +27,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                          "over") from None
 
 
+# last.pt's "format": 2 since each run draws its batches by the epoch schedule and its dropout masks from its
+# own generator (docs/batched.md); a last.pt of another format is refused (check_last_format).
+LAST_FORMAT = 2
+
+
+def check_last_format(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Refuse to resume a last.pt written by a version of mmemolr that drew batches or dropout masks otherwise."""
+    found = checkpoint.get("format", 1)
+    if found != LAST_FORMAT:
+        raise ValueError(f"{path} is a checkpoint of format {found}, written by a version of mmemolr that drew "
+                         f"training batches and dropout masks another way than this one (format {LAST_FORMAT}); "
+                         "resuming it would mix the two in one run. Delete it to train this run again from the "
+                         "start, or finish it with the version that wrote it")
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

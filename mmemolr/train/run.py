@@ -23,12 +23,21 @@ import torch
 from mmemolr.config import to_dict
 from mmemolr.fileio import remove_stale_temporaries
 from mmemolr.fuse import FusedData, describe_file
+from mmemolr.model import bptt
+from mmemolr.model.dropout import dropout_generator
 from mmemolr.progress import Progress
 from mmemolr.targets.agreement import agreement_with_votes, annotator_class_shapes
 from mmemolr.targets.diagnostics import refinement_diagnostics
-from mmemolr.train import rundir
+from mmemolr.train import commit, rundir
 from mmemolr.train.build import EmoLRModel, build_model
-from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mmemolr.train.checkpoint import (
+    LAST_FORMAT,
+    check_last_format,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
@@ -54,6 +63,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     """
     check_train_config(config)
     run_dir = Path(run_dir)
+    commit.settle(run_dir)  # a run of a batched group killed mid-epoch-commit
     start = begin_run(config, run_dir, features_dir)
     if start.complete is not None:
         return start.complete
@@ -61,8 +71,10 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
 
     set_threads(threads)
     device = resolve_device(config.device)
+    bptt.usable(device)  # checks the hand-written recurrences on a device the tests have not verified
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    dropout = dropout_generator(config.seed, device)
     data = prepared.data
     train, dev = data.split("train"), data.split("dev")
     model = build_model(config, data.input_dim, len(data.labels)).to(device)
@@ -74,9 +86,11 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     if (run_dir / rundir.LAST).exists():
         # On CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
         ckpt = load_checkpoint(run_dir / rundir.LAST, map_location="cpu")
+        check_last_format(ckpt, run_dir / rundir.LAST)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])
+        dropout.set_state(ckpt["dropout_generator"])
         set_rng_state(ckpt["rng"])
         if average is not None:
             average.load_state_dict(ckpt["ema"])
@@ -96,15 +110,16 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
             epoch = state["epoch"] + 1
             t0 = time.perf_counter()
             train_loss = train_epoch(model, data, train, optimizer, config.optim, generator, device,
-                                     average=average)
+                                     average=average, epoch=state["epoch"], dropout=dropout)
             with swapped_in(model, average):
                 valid = evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
             scores = classification_metrics(valid.gold, valid.pred, data.labels)
             row = epoch_row(epoch, train_loss, valid.loss, scores, time.perf_counter() - t0)
             record_epoch(config, run_dir, state, row,
                          lambda: cpu_copy(average.average if average is not None else model.state_dict()))
-            last = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(), "rng": rng_state(), "state": state}
+            last = {"format": LAST_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(), "dropout_generator": dropout.get_state(), "rng": rng_state(),
+                    "state": state}
             if average is not None:
                 last["ema"] = average.state_dict()
             save_checkpoint(last, run_dir / rundir.LAST)
@@ -153,8 +168,8 @@ def begin_run(config: TrainConfig, run_dir: Path, features_dir: Path,
         rundir.check_same_inputs(run_dir, rundir.recorded_inputs(run_dir), inputs, INPUTS_REMEDY)
     if complete:
         return RunStart(stored, None, inputs, False)
-    if resuming:
-        remove_stale_temporaries(run_dir)  # half-written files of the killed process
+    if run_dir.exists():
+        remove_stale_temporaries(run_dir)  # half-written files of a killed process
     return RunStart(None, prepared, inputs, resuming)
 
 
@@ -190,20 +205,27 @@ def epoch_row(epoch: int, train_loss: float, valid_loss: float | None, scores: d
             "valid_macro_f1": scores["macro_f1"], "seconds": seconds}
 
 
-def record_epoch(config: TrainConfig, run_dir: Path, state: dict[str, Any], row: dict[str, Any],
-                 best_weights: Callable[[], dict[str, torch.Tensor]]) -> None:
-    """Dev selection and early stopping after an epoch: append ``row`` to the history, write best.pt
-    (``best_weights()``, a CPU state_dict) when dev weighted F1 improved (earliest on ties), count
-    patience, write metrics. The caller writes last.pt after this."""
+def select_epoch(config: TrainConfig, state: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Dev selection and early stopping after an epoch, in ``state``: append ``row`` to the history, count
+    patience; True when dev weighted F1 improved (earliest on ties): this epoch's weights are then best.pt."""
     state["history"].append(row)
     state["epoch"] = row["epoch"]
-    if row["valid_weighted_f1"] > state["best_score"]:
+    improved = row["valid_weighted_f1"] > state["best_score"]
+    if improved:
         state.update(best_score=row["valid_weighted_f1"], best_epoch=row["epoch"], bad_epochs=0)
-        save_checkpoint(best_weights(), run_dir / rundir.BEST)
     else:
         state["bad_epochs"] += 1
     if state["bad_epochs"] >= config.optim.patience:
         state["stopped"] = True
+    return improved
+
+
+def record_epoch(config: TrainConfig, run_dir: Path, state: dict[str, Any], row: dict[str, Any],
+                 best_weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+    """:func:`select_epoch`, then best.pt (``best_weights()``, a CPU state_dict) when the epoch improved, and
+    metrics. The caller writes last.pt after this."""
+    if select_epoch(config, state, row):
+        save_checkpoint(best_weights(), run_dir / rundir.BEST)
     rundir.write_metrics(run_dir, state["history"])
 
 

@@ -5,6 +5,7 @@
   metrics.csv/.json  one row per epoch
   best.pt            state_dict of the selected epoch (weights_only=True)
   last.pt            resume checkpoint, removed once the run is complete
+  next.pt            a batched group's epoch before it is committed (mmemolr.train.commit), then last.pt
   predictions.csv    test split: ids, gold, pred, prob_<label>, (<target>_<label> for refining targets,
                      votes_<label>: annotator vote counts where the corpus has them), text
   test_states.npz    ids, labels, preds, emotion_states (N x D) of the test utterances
@@ -34,6 +35,7 @@ METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 BEST = "best.pt"
 LAST = "last.pt"
+NEXT = "next.pt"
 PREDICTIONS = "predictions.csv"
 STATES = "test_states.npz"
 RESULTS = "results.json"

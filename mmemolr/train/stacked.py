@@ -1,5 +1,6 @@
 """R models of one architecture as one: weights with a leading runs dimension, trained with
-``torch.func.functional_call`` + ``vmap`` (randomness="different": every run draws its own dropout masks).
+``torch.func.functional_call`` + ``vmap``. Nothing random happens under ``vmap`` (randomness="error"): each
+run's dropout masks are drawn outside, from its own generator, and passed in (mmemolr.model.dropout).
 
 Nothing here knows the Emotion Predictor: any backbone built by ``mmemolr.train.build.build_model`` whose
 weights have the same shapes for every run is batched. Runs may differ in their modality subset: the group
@@ -27,6 +28,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.optim.adam import adam as fused_adam
+
+from mmemolr.model.dropout import dropout_sites, masks_installed
 
 BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which make_optimizer uses
 EPS = 1e-8
@@ -150,6 +153,15 @@ class StackedModel:
         return {name: (_embed(own[name], *self.blocks[name], width, self.union_width, self.columns[r])
                        if name in self.blocks else own[name]) for name in self.names}
 
+    def embed_columns(self, r: int, own: torch.Tensor, start: int | None) -> torch.Tensor:
+        """Run r's ``own`` (..., W) whose last dimension holds its input columns from ``start`` on, in the
+        union's width (zeros where the columns of the other modalities are): e.g. an input dropout mask."""
+        if start is None:
+            raise ValueError("this tensor's width grows with the input width but does not say where the input "
+                             "columns are: runs on different modality subsets cannot be batched with this backbone")
+        width = len(self.columns[r])
+        return _embed(own, own.dim() - 1, start, width, self.union_width, self.columns[r])
+
     def extract(self, r: int, stacked: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run r's slice of stacked (R, ...) tensors, in its own model's shapes (detached)."""
         width = len(self.columns[r])
@@ -175,7 +187,7 @@ class StackedModel:
         with torch.no_grad():
             mine = self._call(weights, lambda m: m.predictor(x_union * self.input_masks[r], speakers, mask, n_parties))
             theirs = own_model.predictor(x_union[..., self.columns[r].to(x_union.device)], speakers, mask, n_parties)
-        if not torch.allclose(mine.logits, theirs.logits, rtol=1e-4, atol=1e-5):
+        if not torch.allclose(mine.logits[mask], theirs.logits[mask], rtol=1e-4, atol=1e-5):  # real steps
             raise ValueError("a run embedded in its group does not reproduce its own model's outputs: this backbone "
                              "cannot batch runs on different modality subsets; group runs by modality subset")
 
@@ -187,17 +199,22 @@ class StackedModel:
 
     def losses(self, weights: dict[str, torch.Tensor], masks: torch.Tensor, x: torch.Tensor, speakers: torch.Tensor,
                mask: torch.Tensor, n_parties: int, index: torch.Tensor, labels: torch.Tensor,
-               weight: torch.Tensor, votes: torch.Tensor | None = None) -> torch.Tensor:
+               weight: torch.Tensor, dropout: dict[str, torch.Tensor],
+               votes: torch.Tensor | None = None) -> torch.Tensor:
         """Per-run training losses (A,) for A stacked runs: ``weights`` (A, ...), ``masks`` (A, U) their input
         columns, ``x`` (A, B, T, U), ``speakers``/``mask`` (A, B, T), ``index`` (A, N) the flat (B*T) positions
         of each run's utterances (padded), ``labels`` (A, N), ``weight`` (A, N): 1/N_r on run r's utterances,
-        0 on padding, ``votes`` (A, N, C) their annotator votes (targets that read them). The loss of a run is its target's mean loss over its own utterances, computed per
-        utterance so that runs with different numbers of utterances share one call."""
+        0 on padding, ``dropout`` the template's dropout masks by layer name, (A, B, T, width) each, ``votes``
+        (A, N, C) the utterances' annotator votes (targets that read them). The loss of a run is its target's
+        mean loss over its own utterances, computed per utterance so that runs with different numbers of
+        utterances share one call."""
         template = self.template
         template.train()
+        sites = dropout_sites(template)
 
-        def run_loss(model, xr, sp, mk, idx, y, wt, vt):
-            out = model.predictor(xr, sp, mk, n_parties)
+        def run_loss(model, xr, sp, mk, idx, y, wt, drop, vt):
+            with masks_installed(sites, drop):
+                out = model.predictor(xr, sp, mk, n_parties)
             sel = {f.name: getattr(out, f.name).flatten(0, 1)[idx] for f in fields(out)
                    if getattr(out, f.name) is not None}
 
@@ -205,15 +222,15 @@ class StackedModel:
                 single = type(out)(**{name: p.unsqueeze(0) for name, p in parts.items()})
                 return model.target.loss(single, label.unsqueeze(0), vote.unsqueeze(0) if vote is not None else None)
 
-            per_utterance = vmap(one_utterance, in_dims=(0, 0, vote_dim), randomness="different")
+            per_utterance = vmap(one_utterance, in_dims=(0, 0, vote_dim), randomness="error")
             return (per_utterance(sel, y, vt) * wt).sum()
 
-        def one_run(w, m, xr, sp, mk, idx, y, wt, vt):
-            return self._call(w, lambda model: run_loss(model, xr * m, sp, mk, idx, y, wt, vt))
+        def one_run(w, m, xr, sp, mk, idx, y, wt, drop, vt):
+            return self._call(w, lambda model: run_loss(model, xr * m, sp, mk, idx, y, wt, drop, vt))
 
         vote_dim = 0 if votes is not None else None  # vmap maps no dimension of a missing input
-        return vmap(one_run, in_dims=(0,) * 8 + (vote_dim,), randomness="different")(
-            weights, masks, x, speakers, mask, index, labels, weight, votes)
+        return vmap(one_run, in_dims=(0,) * 9 + (vote_dim,), randomness="error")(
+            weights, masks, x, speakers, mask, index, labels, weight, dropout, votes)
 
     @torch.no_grad()
     def predict(self, weights: dict[str, torch.Tensor], masks: torch.Tensor, x: torch.Tensor, speakers: torch.Tensor,

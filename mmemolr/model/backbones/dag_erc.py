@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmemolr.model.backbones.base import Backbone, register_backbone
+from mmemolr.model.dropout import Dropout
 from mmemolr.model.predictor import PredictorOutput, _gru
 from mmemolr.model.steplinear import StepLinear
 
@@ -152,12 +153,12 @@ class DagErc(Backbone):
         o = options or DagErcOptions()
         self.options = o
         d = o.hidden
-        self.input_dropout = nn.Dropout(o.input_dropout)
+        self.input_dropout = Dropout(o.input_dropout, input_dim, input_at=0)
         self.input_layer = nn.Linear(input_dim, d)
         self.layers = nn.ModuleList(DagLayer(d) for _ in range(o.layers))
         dims = [d * (o.layers + 1) + input_dim] + [d] * o.mlp_layers
         self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        self.dropout = nn.Dropout(o.dropout)
+        self.dropout = Dropout(o.dropout, d)
         self.classifier = nn.Linear(d, n_classes)
         self._state_dim = d
         self.emotion_dim = d

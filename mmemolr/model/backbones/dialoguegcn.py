@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
+from mmemolr.model.dropout import Dropout
 from mmemolr.model.predictor import PredictorOutput
 
 
@@ -89,7 +90,7 @@ class DialogueGCN(Backbone):
         self.options = o
         d = 2 * o.encoder_hidden
         n_rel = 2 * o.n_speakers ** 2
-        self.input_dropout = nn.Dropout(o.input_dropout)
+        self.input_dropout = Dropout(o.input_dropout, input_dim, input_at=0)
         self.encoder = nn.GRU(input_dim, o.encoder_hidden, num_layers=o.encoder_layers, bidirectional=True,
                               batch_first=True)
         self.edge_att = nn.Linear(d, d, bias=False)  # W_e
@@ -99,7 +100,7 @@ class DialogueGCN(Backbone):
         self.conv2 = nn.Linear(d, d, bias=False)  # W^(2)
         self.root2 = nn.Linear(d, d)  # W_0^(2)
         self.hidden = nn.Linear(2 * d, o.classifier_hidden)
-        self.dropout = nn.Dropout(o.dropout)
+        self.dropout = Dropout(o.dropout, o.classifier_hidden)
         self.classifier = nn.Linear(o.classifier_hidden, n_classes)
         nn.init.xavier_uniform_(self.bases)
         nn.init.xavier_uniform_(self.coefficients)

@@ -55,6 +55,7 @@ from torch import nn
 from mmemolr.model import bptt
 from mmemolr.model.backbones.base import Backbone, padded_softmax, register_backbone
 from mmemolr.model.bptt import global_party_recurrence, gru_sequence
+from mmemolr.model.dropout import Dropout
 from mmemolr.model.predictor import PredictorOutput, _attend, _gru, reverse_steps
 from mmemolr.model.steplinear import StepLinear
 
@@ -167,7 +168,8 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
     listener = first.gru_l is not None
     if not t_max:
         return u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, d), u.new_zeros(k, b, 0, de)
-    if bptt.ENABLED and not listener:
+    hand_written = bptt.usable(u.device)
+    if hand_written and not listener:
         gru = [c.gru_g for c in cells] + [c.gru_p for c in cells]
         g_out, q_all, _ = global_party_recurrence(
             u.transpose(1, 2), onehot, [m.weight_ih for m in gru], [m.weight_hh for m in gru],
@@ -177,7 +179,7 @@ def _run_directions(cells: list[DialogueRNNCells], u: torch.Tensor, onehot: torc
     # GRU_E reads q_{s,t}: its input part for all steps in one product, then the recurrence over e alone.
     pre_e = torch.baddbmm(torch.stack([c.gru_e.bias_ih for c in cells]).unsqueeze(1), q_all.reshape(k, t_max * b, d),
                           _stack([c.gru_e.weight_ih for c in cells])).view(k, t_max, b, 3 * de)
-    if bptt.ENABLED:
+    if hand_written:
         e_out = gru_sequence(pre_e.transpose(0, 1), torch.stack([c.gru_e.weight_hh for c in cells]),
                              torch.stack([c.gru_e.bias_hh for c in cells])).permute(1, 2, 0, 3)  # (K, B, T, De)
     else:
@@ -222,7 +224,7 @@ class DialogueRNN(Backbone):
         if problems:
             raise ValueError(problems[0])
         self.options = o
-        self.input_dropout = nn.Dropout(o.input_dropout)
+        self.input_dropout = Dropout(o.input_dropout, input_dim, input_at=0)
         args = (input_dim, o.global_size, o.party_size, o.emotion_size, o.listener)
         self.forward_cells = DialogueRNNCells(*args)
         self.backward_cells = DialogueRNNCells(*args) if o.bidirectional else None
@@ -231,7 +233,7 @@ class DialogueRNN(Backbone):
         self.emotion_dim = width * o.emotion_size
         self.emotion_att = nn.Linear(self.emotion_dim, self.emotion_dim, bias=False) if o.emotion_attention else None
         self.hidden = nn.Linear(self.emotion_dim, o.classifier_hidden)
-        self.dropout = nn.Dropout(o.dropout)
+        self.dropout = Dropout(o.dropout, o.classifier_hidden)
         self.classifier = nn.Linear(o.classifier_hidden, n_classes)
 
     @property
