@@ -19,7 +19,7 @@ from mmemolr.train.build import build_model
 from mmemolr.train.config import TrainConfig, default_config_path
 from mmemolr.train.data import load_training_data
 from mmemolr.train.device import set_threads
-from mmemolr.train.loop import evaluate, train_epoch
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, evaluate, train_epoch
 from mmemolr.train.metrics import classification_metrics
 from mmemolr.train.run import make_optimizer
 
@@ -40,8 +40,8 @@ def main() -> None:
         *args.overrides])
     # As run_training starts a run: the seed, then the model, the optimiser and the batch order's generator.
     torch.manual_seed(config.seed)
-    data = load_training_data(config.corpus, list(config.modalities), dict(config.features), Path(args.features_dir),
-                              config.model.availability_input).data
+    data = load_training_data(config.corpus, list(config.modalities), dict(config.features),
+                              Path(args.features_dir)).data
     model = build_model(config, data.input_dim, len(data.labels))
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
@@ -49,7 +49,7 @@ def main() -> None:
     rows = []
     for epoch in range(1, args.epochs + 1):
         train_epoch(model, data, data.split("train"), optimizer, config.optim, generator, device)
-        ev = evaluate(model, data, data.split("dev"), config.optim.eval_batch_dialogues, device, refined=True)
+        ev = evaluate(model, data, data.split("dev"), EVAL_BATCH_DIALOGUES, device, refined=True)
         d = refinement_diagnostics(ev.refined, ev.gold, data.labels)
         wf1 = classification_metrics(ev.gold, ev.probs.argmax(1), data.labels)["weighted_f1"]
         rows.append([epoch, f"{100 * wf1:.2f}", f"{d['specificity']:.3f}", f"{d['variation']:.3f}",

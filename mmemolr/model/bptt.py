@@ -13,8 +13,7 @@ backward does). Autograd through the per-step ops did the same arithmetic with a
 an autograd node for each; on two CPU cores the recurrence was most of an epoch's time.
 
 Same values on real steps as the models' autograd loops; only the order of floating-point sums differs.
-Used where those loops have no option it lacks (DialogueRNN's active listener, the predictor's trace of
-every party state); not twice differentiable. Under ``vmap`` (the batched groups of runs of
+Used wherever the models run, except the predictor's trace of every party state; not twice differentiable. Under ``vmap`` (the batched groups of runs of
 ``mmemolr.train.stacked``) each Function's vmap rule folds the R runs into its groups: R runs of K
 directions are one call with R·K directions, each with its own weights, so a group of runs costs one
 recurrence of R·K groups instead of R recurrences. Padded steps (after a dialogue's last real step) are
@@ -64,7 +63,7 @@ def _gate_factors(rz: torch.Tensor, n: torch.Tensor, gh_n: torch.Tensor, h_prev:
 
 def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor],
                             w_hh: list[torch.Tensor], b_ih: list[torch.Tensor], b_hh: list[torch.Tensor],
-                            w_att: list[torch.Tensor], attention: bool = True,
+                            w_att: list[torch.Tensor],
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """g_t (K, B, T, D), q_{s,t} and q_{s,t-1} (K, T, B, D) of K directions.
 
@@ -72,19 +71,18 @@ def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[to
     speaking party (zero rows on padded steps); ``w_ih`` (3D, F + D), ``w_hh`` (3D, D), ``b_ih``/``b_hh``
     (3D,): 2K of each, GRU_G of the K directions, then GRU_P of the K directions (PyTorch's GRUCell
     layout: gates r, z, n; GRU_G reads u_t ⊕ q_{s,t-1}, GRU_P reads u_t ⊕ c_t); ``w_att`` K times (D, F),
-    the attention's W_α (query q_t = W_α u_t); without ``attention`` GRU_P reads g_{t-1} instead of the
-    attention over g_0 .. g_{t-1} (``w_att`` is then unused). The parameters are passed as they are, not
-    stacked: a stack would copy the input weights at every batch.
+    the attention's W_α (query q_t = W_α u_t). The parameters are passed as they are, not stacked: a stack
+    would copy the input weights at every batch.
     """
     k = u.shape[0]
     if not len(w_ih) == len(w_hh) == len(b_ih) == len(b_hh) == 2 * k or len(w_att) != k:
         raise ValueError(f"{k} directions need 2K = {2 * k} GRU weights of each kind and K attention weights")
-    return _GlobalParty.apply(u, onehot, attention, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)[:3]
+    return _GlobalParty.apply(u, onehot, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)[:3]
 
 
 class _GlobalParty(torch.autograd.Function):
     @staticmethod
-    def forward(u, onehot, attention, *params):
+    def forward(u, onehot, *params):
         k, t_max, b, f = u.shape
         w_ih, w_hh, b_ih, b_hh = (params[i * 2 * k:(i + 1) * 2 * k] for i in range(4))
         w_att = params[8 * k:]
@@ -123,9 +121,7 @@ class _GlobalParty(torch.autograd.Function):
             x[3 * k:] = x[:k]
             if t:
                 x[2 * k:3 * k] = h[t - 1, :k]
-            if t and not attention:
-                x[k:2 * k] = h[t - 1, :k]
-            elif t:
+            if t:
                 keys = history[:t]  # (t, KB, D)
                 weights = torch.softmax((keys * query[t]).sum(-1), 0, out=alpha[t, :t])  # (t, KB)
                 torch.sum(weights.unsqueeze(-1) * keys, 0, out=x[k:2 * k].view(kb, d))
@@ -141,27 +137,26 @@ class _GlobalParty(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        u, onehot, attention, *params = inputs
+        u, onehot, *params = inputs
         k = u.shape[0]
         g_out, _, _, *saved = output
         ctx.mark_non_differentiable(*saved)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(u, onehot, g_out, *saved, *params[:2 * k], *params[8 * k:])
-        ctx.attention = attention
 
     @staticmethod
-    def vmap(info, in_dims, u, onehot, attention, *params):
+    def vmap(info, in_dims, u, onehot, *params):
         """R runs (the vmapped dimension) of K directions are R·K directions, each with its own weights."""
         runs = info.batch_size
         u, onehot = (_runs_first(x, dim, runs) for x, dim in ((u, in_dims[0]), (onehot, in_dims[1])))
         k = u.shape[1]
-        per_run = [_runs_first(x, dim, runs).unbind(0) for x, dim in zip(params, in_dims[3:])]
+        per_run = [_runs_first(x, dim, runs).unbind(0) for x, dim in zip(params, in_dims[2:])]
         groups = []
         for kind in range(4):  # w_ih, w_hh, b_ih, b_hh: GRU_G of the K directions, then GRU_P
             for first in (kind * 2 * k, kind * 2 * k + k):
                 groups += [per_run[first + i][r] for r in range(runs) for i in range(k)]
         groups += [per_run[8 * k + i][r] for r in range(runs) for i in range(k)]
-        out = _GlobalParty.apply(u.flatten(0, 1), onehot.flatten(0, 1), attention, *groups)
+        out = _GlobalParty.apply(u.flatten(0, 1), onehot.flatten(0, 1), *groups)
         states = tuple(x.unflatten(0, (runs, k)) for x in out[:3])
         return states + tuple(out[3:]), (0, 0, 0) + (None,) * (len(out) - 3)
 
@@ -201,9 +196,7 @@ class _GlobalParty(torch.autograd.Function):
             if grad_q_prev is not None:
                 dq_prev += grad_q_prev[t]
             grad_parties.baddbmm_(onehot_tm[t].transpose(1, 2), dq_prev.view(kb, 1, d))
-            if t and not ctx.attention:
-                grad_g[t - 1] += d_in[k:2 * k].view(kb, d)
-            elif t:
+            if t:
                 dc = d_in[k:2 * k].view(kb, d)
                 keys = history[:t]  # (t, KB, D)
                 a = alpha[t, :t]  # (t, KB)
@@ -227,7 +220,7 @@ class _GlobalParty(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_u = torch.stack([grad_in[i] @ w_ih[i][:, :f] + grad_in[k + i] @ w_ih[k + i][:, :f]
                                   + grad_query[i] @ w_att[i] for i in range(k)]).view(k, t_max, b, f)
-        return grad_u, None, None, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_att
+        return grad_u, None, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_att
 
 
 def gru_sequence(pre: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,7 @@ the union of the group's modalities (mmemolr.train.stacked). Each run stays itse
   dialogues: mmemolr.fuse.group_plans), dropout masks (vmap randomness="different");
 - its own modality subset: absent modalities and their availability columns are zero in its input, the
   weights reading them are zero and stay zero (no gradient, no decay);
-- its own loss (the group's loss is the sum of per-run means), gradient clipping (per-run norm), Adam
-  moments and step count, weight average (optim.ema_decay);
+- its own loss (the group's loss is the sum of per-run means), Adam moments and step count;
 - its own dev selection and early stopping: a run that stops leaves the stack (its weights are not
   touched again), is finished at once (test evaluated once with its best.pt) and the group goes on
   with the others until all have stopped.
@@ -42,13 +41,13 @@ from mmemolr.fuse import DialogueIndex, FusedData, ZNorm, batch_plan, collate, g
 from mmemolr.fuse.sources import MODALITY_NAMES, normalise_modalities
 from mmemolr.progress import Progress
 from mmemolr.train import rundir
+from mmemolr.train.budget import resolve_budget
 from mmemolr.train.build import EmoLRModel, build_model
-from mmemolr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mmemolr.train.checkpoint import cpu_copy, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
-from mmemolr.train.ema import cpu_copy
-from mmemolr.train.loop import collect_evaluation
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, collect_evaluation
 from mmemolr.train.metrics import classification_metrics
 from mmemolr.train.run import (
     _check_same_features,
@@ -61,7 +60,7 @@ from mmemolr.train.run import (
     record_epoch,
     write_run_start,
 )
-from mmemolr.train.stacked import StackedModel, adam_step, clip_per_run, input_blocks, union_columns
+from mmemolr.train.stacked import StackedModel, adam_step, input_blocks, union_columns
 
 log = logging.getLogger(__name__)
 GROUP_FREE = ("seed", "modalities")  # the config keys runs of one group may differ in
@@ -181,7 +180,7 @@ def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequ
 
 
 class GroupTrainer:
-    """The stacked state of a group: weights, Adam moments, step counts and weight averages, (R, ...)."""
+    """The stacked state of a group: weights, Adam moments and step counts, (R, ...)."""
 
     def __init__(self, runs: list[_Run], stacked: StackedModel, device: torch.device) -> None:
         self.runs, self.stacked, self.device = runs, stacked, device
@@ -191,9 +190,6 @@ class GroupTrainer:
         self.exp_avg = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.steps = torch.zeros(len(runs), dtype=torch.float64, device=device)
-        ema = runs[0].config.optim.ema_decay
-        self.average = {k: v.clone() for k, v in self.weights.items()} if ema else None
-        self.ema_steps = torch.zeros(len(runs), dtype=torch.float64, device=device)
         self.names = names
 
     # --- single-run checkpoint format (run_training's last.pt) ------------------------------------
@@ -213,11 +209,6 @@ class GroupTrainer:
             embedded = self.stacked.embed(r, source)
             for k in self.names:
                 target[k][r] = embedded[k].to(self.device)
-        if self.average is not None:
-            embedded = self.stacked.embed(r, ckpt["ema"]["average"])
-            for k in self.names:
-                self.average[k][r] = embedded[k].to(self.device)
-            self.ema_steps[r] = float(ckpt["ema"]["steps"])
 
     def run_checkpoint(self, r: int) -> dict[str, Any]:
         """Run r's last.pt as run_training writes it (so either trainer can resume it)."""
@@ -232,13 +223,11 @@ class GroupTrainer:
                                   for i, k in enumerate(self.names)}
         last = {"model": cpu_copy(weights), "optimizer": optimizer, "generator": run.generator.get_state(),
                 "rng": rng_state(), "state": run.state}
-        if self.average is not None:
-            last["ema"] = {"steps": int(self.ema_steps[r]), "average": cpu_copy(self.stacked.extract(r, self.average))}
         return last
 
     def selected_weights(self, r: int) -> dict[str, torch.Tensor]:
-        """What is scored and kept as best.pt: the average when optim.ema_decay is set."""
-        return cpu_copy(self.stacked.extract(r, self.average if self.average is not None else self.weights))
+        """What is scored and kept as best.pt."""
+        return cpu_copy(self.stacked.extract(r, self.weights))
 
     # --- one epoch ---------------------------------------------------------------------------------
 
@@ -252,13 +241,11 @@ class GroupTrainer:
         m = [self.exp_avg[k][idx].clone() for k in self.names]
         v = [self.exp_avg_sq[k][idx].clone() for k in self.names]
         steps = self.steps[idx].clone()
-        avg = [self.average[k][idx].clone() for k in self.names] if self.average is not None else None
-        ema_steps = self.ema_steps[idx].clone()
         masks = self.stacked.input_masks[idx]
         lengths = [len(d) for d in dialogues]
         # Every run draws its own batches, taken in one shared order so that a step pads no run to
         # another's longer dialogues (mmemolr.fuse.group_plans).
-        plans = group_plans(lengths, optim.batch_dialogues, [self.runs[r].generator for r in active], optim.bucket)
+        plans = group_plans(lengths, optim.batch_dialogues, [self.runs[r].generator for r in active])
         total = torch.zeros(len(active), dtype=torch.float64)
         count = torch.zeros(len(active), dtype=torch.float64)
         params = [w[k] for k in self.names]
@@ -269,15 +256,7 @@ class GroupTrainer:
             if on_step is not None:
                 on_step(losses.detach())
             grads = list(torch.autograd.grad(losses.sum(), params))
-            if optim.grad_clip:
-                clip_per_run(grads, optim.grad_clip)
             adam_step(params, grads, m, v, steps, optim.lr, optim.weight_decay)
-            if avg is not None:
-                with torch.no_grad():
-                    decay = torch.clamp((1 + ema_steps) / (10 + ema_steps), max=optim.ema_decay)
-                    for a, p in zip(avg, params):
-                        a.lerp_(p, (1.0 - decay).to(a.dtype).view(-1, *([1] * (a.dim() - 1))))
-                    ema_steps += 1
             total += losses.detach().double().cpu() * batch.counts
             count += batch.counts
         with torch.no_grad():
@@ -285,10 +264,7 @@ class GroupTrainer:
                 self.weights[k][idx] = w[k].detach()
                 self.exp_avg[k][idx] = m[j]
                 self.exp_avg_sq[k][idx] = v[j]
-                if avg is not None:
-                    self.average[k][idx] = avg[j]
             self.steps[idx] = steps
-            self.ema_steps[idx] = ema_steps
         if bool((count == 0).any()):
             raise ValueError("the training split has no utterances")
         return (total / count).tolist()
@@ -296,10 +272,9 @@ class GroupTrainer:
     @torch.no_grad()
     def evaluate(self, active: list[int], data: FusedData, features: torch.Tensor,
                  dialogues: Sequence[DialogueIndex], batch_size: int):
-        """Per active run, its Evaluation (mmemolr.train.loop) of ``dialogues`` with the selected weights."""
+        """Per active run, its Evaluation (mmemolr.train.loop) of ``dialogues``."""
         idx = torch.tensor(active, device=self.device)
-        source = self.average if self.average is not None else self.weights
-        w = {k: source[k][idx] for k in self.names}
+        w = {k: self.weights[k][idx] for k in self.names}
         masks = self.stacked.input_masks[idx]
         rows, gold, probs = [], [], [[] for _ in active]
         for plan in batch_plan([len(d) for d in dialogues], batch_size, None, True):
@@ -325,13 +300,14 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
     if len({group_key(c) for c in configs}) > 1:
         raise ValueError("these runs cannot train as one group: their configs differ in more than seed and "
                          "modalities (group them with mmemolr.train.batched.group_runs)")
+    configs = [resolve_budget(c, features_dir) for c in configs]
     features_dir = Path(features_dir)
     first = configs[0]
     codes_union = union_modalities(configs)
     features = {}
     for c in configs:
         features.update(c.features)
-    union = load_training_data(first.corpus, codes_union, features, features_dir, first.model.availability_input)
+    union = load_training_data(first.corpus, codes_union, features, features_dir)
     data = union.data
 
     set_threads(threads)
@@ -346,7 +322,7 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
         if start.complete is not None:
             continue
         torch.manual_seed(config.seed)
-        own_dim = sum(data.dims[c] for c in codes) + (len(codes) if config.model.availability_input else 0)
+        own_dim = sum(data.dims[c] for c in codes) + len(codes)  # features, then availability columns
         model = build_model(config, own_dim, len(data.labels)).to(device)
         run = _Run(config, run_dir, codes, start.inputs, model, torch.Generator().manual_seed(config.seed))
         if (run_dir / rundir.LAST).exists():
@@ -370,8 +346,7 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
 
 def build_stack(runs: list[_Run], union: PreparedData, device: torch.device) -> StackedModel:
     data = union.data
-    availability = runs[0].config.model.availability_input
-    columns = [union_columns(r.codes, data.modalities, data.dims, availability) for r in runs]
+    columns = [union_columns(r.codes, data.modalities, data.dims, True) for r in runs]
     first = runs[0].config
     dtype = next(runs[0].model.parameters()).dtype
     template = build_model(first, data.input_dim, len(data.labels)).to(device=device, dtype=dtype)
@@ -419,7 +394,7 @@ def _train(runs: list[_Run], union: PreparedData, device: torch.device, progress
                 break
             t0 = time.perf_counter()
             losses = trainer.train_epoch(active, data, features, train)
-            evaluations = trainer.evaluate(active, data, features, dev, optim.eval_batch_dialogues)
+            evaluations = trainer.evaluate(active, data, features, dev, EVAL_BATCH_DIALOGUES)
             seconds = (time.perf_counter() - t0) / len(active)
             for r, loss, valid in zip(active, losses, evaluations):
                 run = runs[r]

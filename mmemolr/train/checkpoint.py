@@ -27,6 +27,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                          "over") from None
 
 
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state_dict (what checkpoints hold)."""
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

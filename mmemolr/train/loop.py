@@ -12,28 +12,25 @@ import torch.nn.functional as F
 from mmemolr.fuse import DialogueIndex, FusedData, iterate_batches
 from mmemolr.train.build import EmoLRModel
 from mmemolr.train.config import OptimConfig
-from mmemolr.train.ema import WeightAverage
+
+# Dialogues a batch when predicting (no gradients are kept: wider batches than training's cost little).
+EVAL_BATCH_DIALOGUES = 64
 
 
 def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[DialogueIndex],
                 optimizer: torch.optim.Optimizer, optim: OptimConfig, generator: torch.Generator,
-                device: torch.device, bar=None, average: WeightAverage | None = None) -> float:
-    """Train on ``dialogues`` once (updating ``average`` after each step); returns the mean loss per utterance."""
+                device: torch.device, bar=None) -> float:
+    """Train on ``dialogues`` once; returns the mean loss per utterance."""
     model.train()
     total, count = 0.0, 0
-    params = [p for p in model.parameters() if p.requires_grad]
-    for batch in iterate_batches(data, dialogues, optim.batch_dialogues, generator, optim.bucket):
+    for batch in iterate_batches(data, dialogues, optim.batch_dialogues, generator):
         batch = batch.to(device)
         out = model.predictor(batch.x, batch.speakers, batch.mask, batch.n_parties)
         labels = batch.labels[batch.mask]
         loss = model.target.loss(out.select(batch.mask), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
         optimizer.step()
-        if average is not None:
-            average.update()
         n = int(labels.numel())
         total += float(loss.item()) * n
         count += n
