@@ -134,8 +134,9 @@ class OptimConfig:
                                   "0.48 vs 1.39 s); 8 was no better on MELD dev (54.88 ± 0.71 vs 54.79)")
     max_epochs: int | None = option(None, range="[1, inf)", doc="epoch cap; null: counted in optimiser steps, "
                                     "10,000 steps and at least 3 × patience (mmemolr.train.budget)",
-                                    why="a new corpus stops by early stopping (Epoch budget); configs/iemocap.yaml "
-                                    "500 (3,500 steps): at 60 epochs 16 of 20 IEMOCAP runs ended at the cap")
+                                    why="configs/iemocap.yaml 500 (3,500 steps): at 60 epochs 16 of 20 IEMOCAP runs "
+                                    "ended at the cap; null: synthetic MELD- and IEMOCAP-shaped corpora end by "
+                                    "early stopping at 56-61 of 154 and 77-145 of 1,429 epochs (Epoch budget)")
     patience: int | None = option(None, range="[1, inf)", doc="epochs without a better dev W-F1 before training "
                                   "stops; null: 350 optimiser steps and at least 10 epochs",
                                   why="configs/iemocap.yaml 50 (350 steps; its 12-dialogue dev is noisy), MELD and "
