@@ -46,7 +46,7 @@ from mmemolr.tables import format_table
 from mmemolr.train.build import build_model
 from mmemolr.train.config import TrainConfig
 from mmemolr.train.device import set_threads
-from mmemolr.train.loop import evaluate, train_epoch
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, evaluate, train_epoch
 from mmemolr.train.run import make_optimizer
 
 DIM = 384
@@ -153,7 +153,7 @@ def bench(name: str, args: argparse.Namespace) -> list:
         train_epoch(model, data, train, optimizer, config.optim, gen, device, epoch=epoch, dropout=dropout)
         ours.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
+        evaluate(model, data, dev, EVAL_BATCH_DIALOGUES, device)
         evals.append(time.perf_counter() - t0)
         if args.dropout_ab:
             t0 = time.perf_counter()

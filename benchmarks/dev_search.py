@@ -7,7 +7,7 @@ a choice made from its output cannot have looked at test. Score the chosen setti
 once (benchmarks/real_check_train.py --set ...).
 
   .venv/bin/python benchmarks/dev_search.py --corpus meld --seeds 3 --targets onehot \\
-      --candidate base: --candidate skip:model.skip=true --candidate lr3e-4:optim.lr=3e-4,optim.weight_decay=1e-5
+      --candidate base: --candidate drop3:model.dropout=0.3 --candidate lr3e-4:optim.lr=3e-4,optim.weight_decay=1e-5
 
 The first candidate is the reference: every other row also gives its dev W-F1 difference paired by seed
 (mean ± std of the differences, paired t-test p).

@@ -20,7 +20,7 @@ from mmemolr.train.build import build_model
 from mmemolr.train.config import TrainConfig, default_config_path
 from mmemolr.train.data import load_training_data
 from mmemolr.train.device import set_threads
-from mmemolr.train.loop import evaluate, train_epoch
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, evaluate, train_epoch
 from mmemolr.train.metrics import classification_metrics
 from mmemolr.train.run import make_optimizer
 
@@ -42,8 +42,8 @@ def main() -> None:
     # As run_training starts a run: the seed, then the model, the optimiser, the batch order's and the
     # dropout masks' generators.
     torch.manual_seed(config.seed)
-    data = load_training_data(config.corpus, list(config.modalities), dict(config.features), Path(args.features_dir),
-                              config.model.availability_input).data
+    data = load_training_data(config.corpus, list(config.modalities), dict(config.features),
+                              Path(args.features_dir)).data
     model = build_model(config, data.input_dim, len(data.labels))
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
@@ -53,13 +53,15 @@ def main() -> None:
     for epoch in range(1, args.epochs + 1):
         train_epoch(model, data, data.split("train"), optimizer, config.optim, generator, device, epoch=epoch - 1,
                     dropout=dropout)
-        ev = evaluate(model, data, data.split("dev"), config.optim.eval_batch_dialogues, device, refined=True)
-        d = refinement_diagnostics(ev.refined, ev.gold, data.labels)
+        ev = evaluate(model, data, data.split("dev"), EVAL_BATCH_DIALOGUES, device, states=True, refined=True)
+        d = refinement_diagnostics(ev.refined, ev.gold, data.labels, states=ev.emotion)
         wf1 = classification_metrics(ev.gold, ev.probs.argmax(1), data.labels)["weighted_f1"]
-        rows.append([epoch, f"{100 * wf1:.2f}", f"{d['specificity']:.3f}", f"{d['variation']:.3f}",
+        rows.append([epoch, f"{100 * wf1:.2f}", f"{d['specificity']:.3f} ({d['specificity_null']:.3f})",
+                     f"{d['variation']:.3f}", f"{d['neighbours']['distance']:.3f} ({d['neighbours']['null']:.3f})",
                      f"{d['entropy']:.3f}", d["verdict"]])
         print(" ".join(map(str, rows[-1])), flush=True)
-    print(format_table(["epoch", "dev W-F1", "class spec.", "variation", "H other", "verdict"], rows,
+    print(format_table(["epoch", "dev W-F1", "class spec. (null)", "variation", "nbr TV (random)", "H other", "verdict"],
+                       rows,
                        title=f"{args.corpus} {args.backbone} rld seed {args.seed}, dev split"))
 
 

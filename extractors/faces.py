@@ -24,7 +24,7 @@ import math
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from extractors.base import ExtractorConfig, ItemError
+from mmemolr.config import option
 from mmemolr.corpus.model import Utterance
 
 log = logging.getLogger(__name__)
@@ -45,17 +46,25 @@ FACE_MODES = ("largest", "center", "all")
 class FaceConfig(ExtractorConfig):
     """Frame sampling, face detection and pooling options shared by the visual extractors."""
 
-    fps: float = 2.0  # frames sampled per second of video
-    max_frames: int = 32  # cap per utterance; longer clips are sampled evenly over their whole length
-    use_segment: bool = True  # read only Utterance.start..end when set (dialogue-level video files)
-    face: Literal["largest", "center", "all"] = "largest"  # which detected face(s) of a frame to use
-    margin: float = 0.2  # added around the detected box on each side, as a fraction of its size
-    detect_size: int = 320  # long side (pixels) of the downscaled frame the detector runs on
-    min_face: float = 0.1  # smallest face side, as a fraction of the frame's short side
-    min_neighbors: int = 4  # Haar cascade: higher -> fewer false detections, more missed faces
-    scale_factor: float = 1.1  # Haar cascade image pyramid step
-    cascade: str = "haarcascade_frontalface_default.xml"  # file in cv2.data.haarcascades, or a path
-    pooling: list[str] = field(default_factory=lambda: ["mean"])  # over face crops: mean, std, max
+    fps: float = option(2.0, doc="frames sampled per second, in the middle of each 1/fps interval (a clip's first "
+                        "frame is often a cut)")
+    max_frames: int = option(32, doc="cap per utterance; a longer clip gets its samples spread evenly over its whole "
+                             "length")
+    use_segment: bool = option(True, doc="read only `start`..`end` when the utterance has them")
+    face: Literal["largest", "center", "all"] = option(
+        "largest", doc="`largest` face of each frame, the one nearest the frame `center`, or `all` (every face becomes "
+        "a crop)")
+    margin: float = option(0.2, doc="added around the detected box on each side (fraction of its size); the crop is "
+                           "square, edge pixels repeat past the border")
+    detect_size: int = option(320, doc="the detector runs on a grey, equalised copy with this long side (about 2.7x "
+                              "faster than full frames on the test videos); raise it for small faces (IEMOCAP: 480)")
+    min_face: float = option(0.1, doc="smallest face side as a fraction of the frame's short side")
+    min_neighbors: int = option(4, doc="Haar cascade: more neighbours = fewer false faces, more missed ones")
+    scale_factor: float = option(1.1, doc="Haar cascade image pyramid step")
+    cascade: str = option("haarcascade_frontalface_default.xml", doc="a cascade shipped with opencv-python (in "
+                          "cv2.data.haarcascades), or a path to one")
+    pooling: list[str] = option(doc="statistics over the crops, concatenated: any of `mean`, `std`, `max` "
+                                "(`pooling=mean,std,max` triples the size)", factory=lambda: ["mean"])
 
     def __post_init__(self) -> None:
         if not self.fps > 0:

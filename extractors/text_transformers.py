@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from extractors.base import Extractor, ExtractorConfig, ItemError, register_extractor
+from mmemolr.config import option
 from mmemolr.corpus.model import Corpus, Dialogue, Utterance
 from mmemolr.fileio import sha256_files
 
@@ -38,16 +39,24 @@ WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors", "pytorch_mo
 
 @dataclass
 class TransformersTextConfig(ExtractorConfig):
-    model: str = "roberta-base"  # hub name or local folder; roberta-large is the paper-faithful choice
-    pooling: Literal["mean", "cls"] = "mean"
-    layers: int = 4  # average of the last N hidden layers
-    batch_size: int = 64  # most utterances per forward pass
-    max_tokens: int = 4096  # most padded tokens (utterances x longest) per forward pass
-    max_length: int = 512  # tokens per input, special tokens and context included
+    model: str = option("roberta-base", doc="hub name or local folder (`--model`); `roberta-large` is the choice of "
+                        "the EmoLR paper")
+    pooling: Literal["mean", "cls"] = option(
+        "mean", doc="`mean`: average of the utterance's own tokens (special tokens and context excluded); `cls`: the "
+        "first token, as COSMIC")
+    layers: int = option(4, doc="average of the last N hidden layers")
+    batch_size: int = option(64, doc="most utterances per forward pass (utterances are sorted by length and batched "
+                             "under `max_tokens`)")
+    max_tokens: int = option(4096, doc="most padded tokens (utterances × longest) per forward pass")
+    max_length: int = option(512, doc="tokens per input, special tokens and context included (capped by the model)")
     # auto = float32 on every device: bf16 autocast measured slower than fp32 on an H200 (docs/extraction.md).
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    context: int = 0  # previous utterances of the dialogue fed as left context
-    speaker_prefix: bool = False  # encode the current utterance as "Speaker: text"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
+        "auto", doc="`auto` = fp32 on every device (see GPU below); `bfloat16` / `float16` run the encoder under "
+        "autocast; pooling is always done in fp32")
+    context: int = option(0, doc="feed the K previous utterances of the dialogue (\"Speaker: text ...\") as left "
+                          "context; only the current utterance's tokens are pooled; context is cut oldest-first to fit "
+                          "`max_length`")
+    speaker_prefix: bool = option(False, doc="encode the current utterance as \"Speaker: text\"")
 
     def __post_init__(self) -> None:
         for name in ("layers", "batch_size", "max_tokens"):

@@ -11,6 +11,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -22,6 +23,41 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     pass
+
+
+def option(default: Any = dataclasses.MISSING, *, doc: str, why: str = "", range: str | None = None,
+           factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with its documentation: ``doc`` what it does, ``why`` the measurement (or the
+    experiment) that keeps it a key, ``range`` the allowed values of a number in interval notation
+    (:class:`Interval`; checked by :func:`check_ranges` through :func:`field_ranges`). The tables of keys
+    and defaults in the docs are generated from these (``python -m mmemolr.docs_tables --write``)."""
+    metadata = {"doc": doc, "why": why, **({"range": range} if range is not None else {})}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A key of earlier versions (in a dataclass's ``REMOVED_KEYS``): ``off`` the value that meant "off"
+    (a stored config holding it still loads), ``instead`` what replaced it, ``figure`` the measurement
+    that removed it."""
+
+    off: Any
+    instead: str
+    figure: str
+
+
+def field_ranges(cls: type, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> interval of every field of dataclass ``cls`` (recursively) declared with a range."""
+    hints = get_type_hints(cls)
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.update(field_ranges(hints[f.name], f"{prefix}{f.name}."))
+        elif "range" in f.metadata:
+            out[f"{prefix}{f.name}"] = f.metadata["range"]
+    return out
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -112,16 +148,17 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
 
 
 def _drop_removed(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
-    """Keys a class lists in ``REMOVED_KEYS`` (name -> the value that meant "off"): dropped when a stored
-    config holds them at that value (older run folders still load), an error naming the key otherwise."""
-    removed: dict[str, Any] = getattr(cls, "REMOVED_KEYS", {})
+    """Keys a class lists in ``REMOVED_KEYS`` (name -> :class:`Removed`): dropped when a stored config
+    holds them at their "off" value (older run folders still load), an error naming the key and what
+    replaced it otherwise."""
+    removed: dict[str, Removed] = getattr(cls, "REMOVED_KEYS", {})
     kept = {}
     for key, value in data.items():
         if key not in removed:
             kept[key] = value
-        elif value != removed[key]:
-            raise ConfigError(f"{where}: {_join(where, key)}={value!r} was removed (it measured no gain; "
-                              "docs/training.md says what replaced it); drop the key")
+        elif value != removed[key].off:
+            raise ConfigError(f"{where}: {_join(where, key)}={value!r} was removed ({removed[key].figure}); "
+                              f"{removed[key].instead}; drop the key")
     return kept
 
 

@@ -37,11 +37,10 @@ def _batch(dim: int = 6, seed: int = 0):
 
 def _small(name: str, **extra):
     options = {
-        "dialoguernn": DialogueRNNOptions(global_size=5, party_size=5, emotion_size=4, classifier_hidden=3,
-                                          dropout=0.0),
+        "dialoguernn": DialogueRNNOptions(global_size=5, emotion_size=4, classifier_hidden=3, dropout=0.0),
         "dialoguegcn": DialogueGCNOptions(encoder_hidden=3, encoder_layers=1, window_past=2, window_future=1,
                                           n_speakers=2, n_bases=3, classifier_hidden=4, dropout=0.0),
-        "dag-erc": DagErcOptions(hidden=5, layers=2, window_same_speaker=1, mlp_layers=2, dropout=0.0),
+        "dag-erc": DagErcOptions(hidden=5, layers=2, window_same_speaker=1, dropout=0.0),
     }[name]
     for key, value in extra.items():
         setattr(options, key, value)
@@ -57,7 +56,7 @@ def _cell(cell, inp, hidden):
 # ---------------------------------------------------------------- DialogueRNN
 
 
-def _rnn_direction_reference(cells, u, spk, n_parties, listener):
+def _rnn_direction_reference(cells, u, spk, n_parties):
     """The paper's equations one step at a time for one dialogue (u: (L, F), spk: list)."""
     dg, dp, de = cells.gru_g.hidden_size, cells.gru_p.hidden_size, cells.gru_e.hidden_size
     g, e = torch.zeros(dg), torch.zeros(de)
@@ -73,10 +72,6 @@ def _rnn_direction_reference(cells, u, spk, n_parties, listener):
         else:
             c = torch.zeros(dg)
         q_new = _cell(cells.gru_p, torch.cat([u[t], c]), q_prev)
-        if listener:
-            for i in range(n_parties):
-                if i != s:
-                    q[i] = _cell(cells.gru_l, torch.cat([u[t], q_new]), q[i])
         q[s] = q_new
         e = _cell(cells.gru_e, q_new, e)
         g = g_new
@@ -88,27 +83,21 @@ def _rnn_direction_reference(cells, u, spk, n_parties, listener):
 
 
 def _rnn_reference(model, u, spk, n_parties):
-    o = model.options
-    g, q, e = _rnn_direction_reference(model.forward_cells, u, spk, n_parties, o.listener)
-    if o.bidirectional:
-        back = _rnn_direction_reference(model.backward_cells, u.flip(0), spk[::-1], n_parties, o.listener)
-        g, q, e = (torch.cat([f, b.flip(0)], -1) for f, b in zip((g, q, e), back))
-    if o.emotion_attention:
-        rows = []
-        for t in range(len(spk)):
-            seen = range(len(spk)) if o.bidirectional else range(t + 1)
-            scores = torch.stack([model.emotion_att(e[t]) @ e[j] for j in seen])
-            rows.append(sum(a * e[j] for a, j in zip(torch.softmax(scores, 0), seen)))
-        e = torch.stack(rows)
+    """BiDialogueRNN+Att: both directions, then the attention over the whole dialogue's emotion states."""
+    g, q, e = _rnn_direction_reference(model.forward_cells, u, spk, n_parties)
+    back = _rnn_direction_reference(model.backward_cells, u.flip(0), spk[::-1], n_parties)
+    g, q, e = (torch.cat([f, b.flip(0)], -1) for f, b in zip((g, q, e), back))
+    rows = []
+    for t in range(len(spk)):
+        scores = torch.stack([model.emotion_att(e[t]) @ e[j] for j in range(len(spk))])
+        rows.append(sum(a * e[j] for a, j in zip(torch.softmax(scores, 0), range(len(spk)))))
+    e = torch.stack(rows)
     logits = model.classifier(F.relu(model.hidden(e)))
     return logits, g, q, e
 
 
-@pytest.mark.parametrize("bidirectional,attention,listener", [
-    (False, False, False), (False, True, True), (True, True, False), (True, False, True)])
-def test_dialoguernn_matches_the_per_step_reference(bidirectional, attention, listener):
-    model = _small("dialoguernn", bidirectional=bidirectional, emotion_attention=attention, listener=listener)
-    model = DialogueRNN(6, 4, model.options).eval()
+def test_dialoguernn_matches_the_per_step_reference():
+    model = _small("dialoguernn")
     x, speakers, mask = _batch()
     out = model(x, speakers, mask, 3)
     for b, spk in enumerate(SPEAKERS):
@@ -142,19 +131,17 @@ def _gradients_match_reference(model, reference, n_outputs):
                                    atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("bidirectional,listener", [(False, True), (True, False)])
-def test_dialoguernn_gradients_match_the_per_step_reference(bidirectional, listener):
-    model = _small("dialoguernn", bidirectional=bidirectional, listener=listener)
+def test_dialoguernn_gradients_match_the_per_step_reference():
+    model = _small("dialoguernn")
     _gradients_match_reference(model, lambda m, u, spk: _rnn_reference(m, u, spk, 3), 4)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_dialoguernn_hand_written_backward_equals_autograd(bidirectional, monkeypatch):
+def test_dialoguernn_hand_written_backward_equals_autograd(monkeypatch):
     """The recurrences' hand-written backward (mmemolr.model.bptt) against autograd through the per-step loop,
     in float64: the same outputs and the same gradients of every parameter and of the input."""
     from mmemolr.model import bptt
 
-    model = _small("dialoguernn", bidirectional=bidirectional).double().train()
+    model = _small("dialoguernn").double().train()
     x, speakers, mask = _batch()
     x = x.double().requires_grad_(True)
     torch.manual_seed(3)
@@ -192,17 +179,14 @@ def test_dialogue_recurrences_pass_gradcheck():
     flat = [w.requires_grad_() for group in params for w in group]
     sizes = [len(group) for group in params]
 
-    def recurrence(attention):
-        def run(u, *flat):
-            groups, i = [], 0
-            for n in sizes:
-                groups.append(list(flat[i:i + n]))
-                i += n
-            return global_party_recurrence(u, onehot, *groups, attention=attention)
-        return run
+    def recurrence(u, *flat):
+        groups, i = [], 0
+        for n in sizes:
+            groups.append(list(flat[i:i + n]))
+            i += n
+        return global_party_recurrence(u, onehot, *groups)
 
-    for attention in (True, False):
-        assert torch.autograd.gradcheck(recurrence(attention), (u, *flat))
+    assert torch.autograd.gradcheck(recurrence, (u, *flat))
     pre = torch.randn(t, k, b, 3 * d, **dbl, requires_grad=True)
     w_hh = torch.randn(k, 3 * d, d, **dbl, requires_grad=True)
     b_hh = torch.randn(k, 3 * d, **dbl, requires_grad=True)
@@ -353,8 +337,7 @@ def test_padding_and_other_dialogues_do_not_leak(name):
             torch.testing.assert_close(getattr(padded, field)[0, :n], getattr(alone, field)[0], atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name,extra", [("dialoguernn", {"bidirectional": False}), ("dag-erc", {}),
-                                        ("dialoguegcn", {"window_future": 0, "encoder_layers": 1})])
+@pytest.mark.parametrize("name,extra", [("dag-erc", {}), ("dialoguegcn", {"window_future": 0, "encoder_layers": 1})])
 def test_no_future_context_where_the_backbone_reads_only_the_past(name, extra):
     model = _small(name, **extra)
     x, speakers, mask = _batch()
@@ -369,7 +352,7 @@ def test_no_future_context_where_the_backbone_reads_only_the_past(name, extra):
         assert not torch.allclose(getattr(a, field)[0, 4:7], getattr(b, field)[0, 4:7])
 
 
-@pytest.mark.parametrize("name", ["dialoguernn", "dag-erc"])
+@pytest.mark.parametrize("name", ["dialoguernn", "dialoguegcn", "dag-erc"])
 def test_runs_stacked_with_vmap_give_each_runs_outputs_and_gradients(name):
     """mmemolr.train.stacked runs several models as one with vmap + functional_call."""
     from torch.func import functional_call, vmap
@@ -391,8 +374,24 @@ def test_runs_stacked_with_vmap_give_each_runs_outputs_and_gradients(name):
                 torch.testing.assert_close(got[r], ref, atol=1e-5, rtol=1e-4)
 
 
+def test_dialoguegcn_encoder_step_by_step_equals_the_packed_gru():
+    """The encoder path for vmap (no packed sequences) against nn.GRU over packed sequences: outputs and
+    gradients of two layers, padded dialogues."""
+    model = _small("dialoguegcn", encoder_layers=2).double()
+    x, _, mask = _batch()
+    x = x.double().requires_grad_(True)
+    weights = torch.randn(*mask.shape, 6, dtype=torch.float64)
+    packed = model.encode(x, mask)
+    steps = model._encode_steps(x, mask)
+    torch.testing.assert_close(steps, packed, atol=1e-12, rtol=1e-10)
+    params = [x, *model.encoder.parameters()]
+    for a, b in zip(torch.autograd.grad((steps * weights).sum(), params),
+                    torch.autograd.grad((packed * weights).sum(), params)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
 def test_bidirectional_backbones_do_read_the_future():
-    model = _small("dialoguernn", bidirectional=True)
+    model = _small("dialoguernn")
     x, speakers, mask = _batch()
     later = x.clone()
     later[0, 6] += 5.0
@@ -408,8 +407,8 @@ TARGETS = [
 ]
 SMALL = {
     "emolr": ["model.hidden=8", "model.input_dropout=0", "model.dropout=0"],
-    "dialoguernn": ["model.backbone_options.dialoguernn={global_size: 8, party_size: 8, emotion_size: 6, "
-                    "classifier_hidden: 6, dropout: 0}"],
+    "dialoguernn": ["model.backbone_options.dialoguernn={global_size: 8, emotion_size: 6, classifier_hidden: 6, "
+                    "dropout: 0}"],
     "dialoguegcn": ["model.backbone_options.dialoguegcn={encoder_hidden: 4, encoder_layers: 1, n_bases: 4, "
                     "classifier_hidden: 6, dropout: 0}"],
     "dag-erc": ["model.backbone_options.dag-erc={hidden: 8, layers: 2, dropout: 0}"],
@@ -450,9 +449,10 @@ def test_backbone_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="unknown key 'model.backbone_options.dag-erc.hiden'"):
         check_train_config(load_config(TrainConfig, None, ["model.backbone=dag-erc",
                                                            "model.backbone_options.dag-erc.hiden=3"]))
-    with pytest.raises(ConfigError, match="global_size .* party_size .* must be equal"):
+    with pytest.raises(ConfigError, match=r"model.backbone_options.dialoguernn.listener=True was removed \(never "
+                       r"switched on .*\); no active listener \(the published MELD model\); drop the key"):
         check_train_config(load_config(TrainConfig, None, ["model.backbone=dialoguernn",
-                                                           "model.backbone_options.dialoguernn.party_size=3"]))
+                                                           "model.backbone_options.dialoguernn.listener=true"]))
     with pytest.raises(ConfigError, match="'dagerc' is not a known backbone"):
         check_train_config(load_config(TrainConfig, None, ["model.backbone_options.dagerc.hidden=3"]))
 
@@ -554,4 +554,4 @@ def test_generalization_preset_plans_backbones_by_targets_and_prints_table5(tmp_
     line = next(ln for ln in text.splitlines() if ln.startswith("dialoguegcn"))
     assert "56.00 ± 1.00" in line and "+3.00" in line
     assert f"{stats.ttest_rel(wf1['rld'], wf1['onehot']).pvalue:.3f}" in line
-    assert "RLD mode share" in text  # the refinement diagnostics of the RLD column
+    assert "RLD class spec. (null)" in text  # the refinement diagnostics of the RLD column

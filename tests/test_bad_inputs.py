@@ -241,8 +241,10 @@ CASES = [
     Case("train-weight-decay-nan", [*TRAIN, "optim.weight_decay=nan"], 1, r"optim.weight_decay: expected a finite"),
     Case("train-eta-negative", [*TRAIN, "target.eta=-4"], 1, r"target.eta must be at least 0, got -4.0"),
     Case("train-eta-nan", [*TRAIN, "target.eta=nan"], 1, r"target.eta: expected a finite number"),
-    Case("train-lcm-alpha-nan", [*TRAIN, "target.lcm_alpha=nan"], 1, r"target.lcm_alpha: expected a finite number"),
-    Case("train-grad-clip-nan", [*TRAIN, "optim.grad_clip=nan"], 1, r"optim.grad_clip: expected a finite number"),
+    Case("train-smoothing-nan", [*TRAIN, "target.smoothing=nan"], 1, r"target.smoothing: expected a finite number"),
+    Case("train-removed-key", [*TRAIN, "target.gradient=detach"], 1,
+         r"target.gradient='detach' was removed \(.*\); the KL gradient flows into the target module and the "
+         r"predictor, as in the paper; drop the key"),
     Case("train-seed-negative", [*TRAIN, "--seed", "-1"], 1, r"seed must be in \[0, 4294967295\], got -1"),
     Case("train-seed-huge", [*TRAIN, "seed=100000000000000000000"], 1, r"seed must be in \[0, 4294967295\]"),
     Case("train-key-typo", [*TRAIN, "optim.lrr=1"], 1, r"unknown key 'optim.lrr' \(did you mean 'optim.lr'\?\)"),

@@ -30,9 +30,9 @@ def test_per_corpus_configs_exist():
 
 def test_overrides():
     config = load_config(TrainConfig, REPO_ROOT / "configs/meld.yaml",
-                         ["optim.lr=1e-3", "model.hidden=64", "modalities=t,a", "target.name=onehot", "model.input_proj=null"])
+                         ["optim.lr=1e-3", "model.hidden=64", "modalities=t,a", "target.name=onehot", "optim.patience=null"])
     assert config.optim.lr == 1e-3 and config.model.hidden == 64 and config.modalities == ["t", "a"]
-    assert config.target.name == "onehot" and config.model.input_proj is None
+    assert config.target.name == "onehot" and config.optim.patience is None
 
 
 @pytest.mark.parametrize(
@@ -41,9 +41,9 @@ def test_overrides():
         ("optim.lrr=1", r"unknown key 'optim.lrr' \(did you mean 'optim.lr'\?\)"),
         ("optim.max_epoch=3", r"unknown key 'optim.max_epoch' \(did you mean 'optim.max_epochs'\?\)"),
         ("model.hidden=big", r"model.hidden: expected an integer, got 'big'"),
-        ("target.gradient=sideways", r"target.gradient: 'sideways' is not one of"),
+        ("target.refiner=sideways", r"target.refiner: 'sideways' is not one of"),
         ("optim.max_epochs=1.5", r"optim.max_epochs: expected an integer, got 1.5"),
-        ("model.attention=maybe", r"model.attention: expected true or false"),
+        ("target.sim_ctx=maybe", r"target.sim_ctx: expected true or false"),
         ("model.emotion_speaker=next", r"model.emotion_speaker: 'next' is not one of"),
         ("nonsense", r"must look like key=value"),
     ],
@@ -92,14 +92,14 @@ def test_dump_round_trip(tmp_path: Path):
         ("target.eta=nan", r"target.eta: expected a finite number"),
         ("target.eta=inf", r"target.eta: expected a finite number"),
         ("target.eta=-4", r"target.eta must be at least 0, got -4.0"),
-        ("target.lcm_alpha=nan", r"target.lcm_alpha: expected a finite number"),
-        ("optim.grad_clip=nan", r"optim.grad_clip: expected a finite number"),
-        ("optim.grad_clip=0", r"optim.grad_clip must be greater than 0, got 0.0"),
+        ("target.smoothing=nan", r"target.smoothing: expected a finite number"),
+        ("optim.lr=0", r"optim.lr must be greater than 0, got 0.0"),
+        ("optim.patience=0", r"optim.patience must be at least 1, got 0"),
         ("seed=-1", r"seed must be in \[0, 4294967295\], got -1"),
         ("seed=100000000000000000000", r"seed must be in \[0, 4294967295\], got 100000000000000000000"),
         ("model.hidden=0", r"model.hidden must be at least 1, got 0"),
         ("model.dropout=1", r"model.dropout must be in \[0, 1\), got 1.0"),
-        ("optim.ema_decay=1", r"optim.ema_decay must be in \(0, 1\), got 1.0"),
+        ("target.smoothing=1", r"target.smoothing must be in \[0, 1\), got 1.0"),
         ("modalities=t,t", r"modalities: modality 'text' is given twice in t,t; list each modality once"),
         ("modalities=[a,audio]", r"modality 'audio' is given twice"),
     ],
@@ -148,3 +148,69 @@ def test_a_key_twice_in_a_yaml_file_is_an_error(tmp_path: Path):
     path.write_text("corpus: meld\ncorpus: iemocap\n")
     with pytest.raises(ConfigError, match=r"key 'corpus' appears twice \(lines 1 and 2\)"):
         load_config(TrainConfig, path)
+
+
+def test_every_field_documents_itself_and_the_measurement_that_keeps_it():
+    """The docs tables are generated from the fields (mmemolr.docs_tables): each needs both texts."""
+    import dataclasses
+
+    from mmemolr.model.backbones import BACKBONES, load_builtin_backbones
+    from mmemolr.train.config import ModelConfig, OptimConfig, TargetConfig
+
+    load_builtin_backbones()
+    classes = [TrainConfig, ModelConfig, TargetConfig, OptimConfig, *(b.Options for b in BACKBONES.values())]
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if cls is TrainConfig and f.name in ("model", "target", "optim"):
+                continue
+            assert f.metadata.get("doc") and f.metadata.get("why"), f"{cls.__name__}.{f.name}"
+
+
+# A removed key at its "off" value (what older run folders hold) loads; another value is refused with a
+# message naming the key and what replaced it. Sections and backbone options alike.
+REMOVED_OFF = {"model": {"skip": False, "bidirectional": False, "input_proj": None, "attention": True,
+                         "availability_input": True},
+               "target": {"gradient": "both", "lcm_alpha": 4.0, "sim_temperature": 1.0, "rld_anchor": 0.0},
+               "optim": {"grad_clip": None, "ema_decay": None, "bucket": True, "eval_batch_dialogues": 64}}
+
+
+def test_removed_keys_at_their_off_values_still_load():
+    from mmemolr.config import from_dict, to_dict
+    from mmemolr.train.config import upgrade_stored_config
+
+    stored = to_dict(TrainConfig())
+    for section, keys in REMOVED_OFF.items():
+        stored[section].update(keys)
+    stored["model"]["backbone_options"] = {"dialoguernn": {"listener": False, "bidirectional": True,
+                                                           "emotion_attention": True, "party_size": 150},
+                                           "dialoguegcn": {"input_dropout": 0.0}, "dag_erc": {"mlp_layers": 2}}
+    config = from_dict(TrainConfig, upgrade_stored_config(stored))
+    expected = TrainConfig()
+    expected.model.backbone_options = {"dialoguernn": {}, "dialoguegcn": {}, "dag_erc": {}}
+    assert config == expected
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.skip=true", r"model.skip=True was removed \(the classifier reading e_t ⊕ u_t: MELD dev W-F1 −1.16 .*\); "
+                        r"the classifier reads e_t alone, as in the paper; drop the key"),
+    ("target.gradient=detach", r"target.gradient='detach' was removed \(.*\); the KL gradient flows into the "
+                               r"target module and the predictor"),
+    ("optim.ema_decay=0.998", r"optim.ema_decay=0.998 was removed \(a moving average of the weights: .*\); the "
+                              r"weights as trained are scored"),
+    ("model.backbone_options.dialoguegcn.input_dropout=0.5",
+     r"model.backbone_options.dialoguegcn.input_dropout=0.5 was removed \(0.7 on MELD: .*\); no dropout on the input"),
+])
+def test_removed_keys_at_other_values_are_refused_naming_the_key_and_its_replacement(override, message):
+    from mmemolr.train.config import check_train_config
+
+    backbone = ["model.backbone=dialoguegcn"] if "dialoguegcn" in override else []
+    with pytest.raises(ConfigError, match=message):
+        check_train_config(load_config(TrainConfig, None, [*backbone, override]))
+
+
+def test_the_removed_keys_are_listed_once():
+    from mmemolr.docs_tables import removed_keys
+
+    listed = [key for key, _ in removed_keys()]
+    assert len(listed) == len(set(listed)) >= 16
+    assert {f"{s}.{k}" for s, keys in REMOVED_OFF.items() for k in keys} <= set(listed)

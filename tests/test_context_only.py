@@ -101,9 +101,8 @@ def test_a_run_and_a_group_on_a_corpus_with_context_only_rows(corpus_root, tmp_p
 def test_a_batch_of_context_only_dialogues_takes_no_step_alone_or_in_a_group(tmp_path):
     """One dialogue a batch, and some dialogues hold context-only utterances only: such a step updates
     nothing, neither alone nor for that run in a group, so the run in a group still equals the run alone."""
-    from mmemolr.train.batched import train_group
-
     from mmemolr.corpus.synthetic import make_annotated, write_prepared
+    from mmemolr.train.batched import train_group
 
     root = tmp_path / "features"
     corpus, vectors = make_annotated(dialogues={"train": 16, "dev": 6, "test": 6}, length=(2, 4))

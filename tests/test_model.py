@@ -10,8 +10,8 @@ from mmemolr.model.predictor import reverse_steps
 
 
 def reference(model, x: torch.Tensor, speakers: list[int], updated: bool = False) -> tuple[torch.Tensor, ...]:
-    """EmoLR eqs. 2-5 for one dialogue, written directly with the GRUCells of ``model`` (a predictor, or
-    the backward direction's cells, which have the same names). ``updated``: GRU_E reads s_{p,t}."""
+    """EmoLR eqs. 2-5 for one dialogue, written directly with the GRUCells of ``model``. ``updated``: GRU_E
+    reads s_{p,t}."""
     d = model.gru_c.hidden_size
     c, e = torch.zeros(1, d), torch.zeros(1, d)
     parties: dict[int, torch.Tensor] = {}
@@ -34,8 +34,7 @@ def reference(model, x: torch.Tensor, speakers: list[int], updated: bool = False
         ss.append(s_new)
         es.append(e)
     emotion = torch.cat(es)
-    logits = model.classifier(emotion) if isinstance(model, EmotionPredictor) and not model.bidirectional else None
-    return logits, torch.cat(cs), torch.cat(ss), emotion
+    return model.classifier(emotion), torch.cat(cs), torch.cat(ss), emotion
 
 
 def _model(**kwargs) -> EmotionPredictor:
@@ -117,24 +116,8 @@ def test_only_the_speaking_party_is_updated():
         previous = states[t]
 
 
-def test_without_attention_and_with_projection():
-    model = _model(attention=False, input_proj=3)
-    out = model(torch.randn(2, 4, 6), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.bool))
-    assert out.logits.shape == (2, 4, 4) and out.context.shape == (2, 4, 5)
-    assert model.gru_c.input_size == 3 + 5
-
-
-def test_skip_classifier_reads_the_emotion_state_and_the_utterance():
-    model = _model(skip=True, input_proj=3)
-    x, speakers = torch.randn(1, 4, 6), torch.zeros(1, 4, dtype=torch.long)
-    out = model(x, speakers, torch.ones(1, 4, dtype=torch.bool))
-    assert model.classifier.in_features == 5 + 3
-    want = model.classifier(torch.cat([out.emotion, model.proj(x)], -1))
-    assert torch.allclose(out.logits, want, atol=1e-6)
-
-
 def test_backward_reaches_every_parameter():
-    model = _model(input_proj=4).train()
+    model = _model().train()
     out = model(torch.randn(3, 5, 6), torch.randint(0, 2, (3, 5)), torch.ones(3, 5, dtype=torch.bool))
     out.logits.sum().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -210,73 +193,16 @@ def test_reverse_steps_reverses_each_dialogue_within_its_length_and_is_its_own_i
     assert torch.equal(reverse_steps(rev, lengths), x)
 
 
-def test_bidirectional_states_are_the_forward_and_the_reversed_backward_recurrences():
-    model = _model(bidirectional=True)
-    x = torch.randn(6, 6)
-    speakers = [0, 1, 0, 2, 1, 1]
-    out = model(x[None], torch.tensor([speakers]), torch.ones(1, 6, dtype=torch.bool))
-    _, c_f, s_f, e_f = reference(model, x, speakers)
-    _, c_b, s_b, e_b = reference(model.backward_cells, x.flip(0), speakers[::-1])
-    for got, fwd, bwd in ((out.context[0], c_f, c_b), (out.speaker[0], s_f, s_b), (out.emotion[0], e_f, e_b)):
-        assert torch.allclose(got, torch.cat([fwd, bwd.flip(0)], -1), atol=1e-5)
-    assert model.state_dim == 10 and model.classifier.in_features == 10
-    assert torch.allclose(out.logits[0], model.classifier(out.emotion[0]), atol=1e-6)
-
-
-def test_bidirectional_reads_later_utterances_and_unidirectional_does_not():
-    x = torch.randn(1, 5, 6)
-    later = x.clone()
-    later[0, 4] += 1.0  # change only the last utterance
-    speakers, mask = torch.tensor([[0, 1, 0, 1, 0]]), torch.ones(1, 5, dtype=torch.bool)
-    for bidirectional in (False, True):
-        model = _model(bidirectional=bidirectional)
-        a, b = model(x, speakers, mask).logits, model(later, speakers, mask).logits
-        assert torch.equal(a[0, :4], b[0, :4]) is not bidirectional
-
-
-def test_bidirectional_padding_does_not_leak():
-    model = _model(bidirectional=True)
-    short, long = torch.randn(3, 6), torch.randn(8, 6)
-    alone = model(short[None], torch.tensor([[0, 1, 0]]), torch.ones(1, 3, dtype=torch.bool))
-    x = torch.full((2, 8, 6), 50.0)  # garbage in padded positions must not matter
-    x[0, :3], x[1] = short, long
-    speakers = torch.tensor([[0, 1, 0, 3, 3, 3, 3, 3], [0, 1, 2, 3, 0, 1, 2, 3]])
-    mask = torch.zeros(2, 8, dtype=torch.bool)
-    mask[0, :3] = True
-    mask[1] = True
-    batched = model(x, speakers, mask)
-    for name in ("logits", "context", "speaker", "emotion"):
-        assert torch.allclose(getattr(batched, name)[0, :3], getattr(alone, name)[0], atol=1e-5), name
-    single = model(long[None], speakers[1:], mask[1:])
-    assert torch.allclose(batched.logits[1], single.logits[0], atol=1e-5)
-
-
-def test_bidirectional_keeps_the_forward_keys_and_trains_every_parameter():
-    uni, bi = _model(), _model(bidirectional=True).train()
-    assert set(uni.state_dict()) < set(bi.state_dict())
-    assert {k for k in bi.state_dict() if k not in uni.state_dict()} == {
-        f"backward_cells.{k}" for k in ("gru_c.weight_ih", "gru_c.weight_hh", "gru_c.bias_ih", "gru_c.bias_hh",
-                                        "gru_s.weight_ih", "gru_s.weight_hh", "gru_s.bias_ih", "gru_s.bias_hh",
-                                        "gru_e.weight_ih", "gru_e.weight_hh", "gru_e.bias_ih", "gru_e.bias_hh",
-                                        "att.weight")}
-    out = bi(torch.randn(3, 5, 6), torch.randint(0, 2, (3, 5)), torch.ones(3, 5, dtype=torch.bool))
-    out.logits.sum().backward()
-    missing = [name for name, p in bi.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert missing == []
-
-
-@pytest.mark.parametrize("attention,emotion_speaker,bidirectional,input_proj", [
-    (True, "previous", False, None), (True, "updated", False, None), (False, "previous", True, 3),
-    (True, "updated", True, 4), (False, "updated", False, None)])
-def test_hand_written_backward_equals_autograd(attention, emotion_speaker, bidirectional, input_proj, monkeypatch):
+@pytest.mark.parametrize("emotion_speaker", ["previous", "updated"])
+def test_hand_written_backward_equals_autograd(emotion_speaker, monkeypatch):
     """The recurrences of mmemolr.model.bptt (backward written by hand) against autograd through the
     per-step loop, float64, padded dialogues: the same outputs at every step (c and e held on padded steps,
     s_{p,t} zero there) and the same gradients of every parameter and of the input."""
     from mmemolr.model import bptt
 
     torch.manual_seed(0)
-    model = EmotionPredictor(input_dim=6, n_classes=4, hidden=5, attention=attention, input_proj=input_proj,
-                             emotion_speaker=emotion_speaker, bidirectional=bidirectional, dropout=0.0).double()
+    model = EmotionPredictor(input_dim=6, n_classes=4, hidden=5, emotion_speaker=emotion_speaker,
+                             dropout=0.0).double()
     speakers = torch.tensor([[0, 1, 0, 2, 1, 1, 0], [1, 1, 0, 1, 0, 0, 0], [2, 0, 1, 0, 0, 0, 0]])
     mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] * 3 + [False] * 4])
     x = (torch.randn(3, 7, 6, dtype=torch.float64) * mask.unsqueeze(-1)).requires_grad_(True)

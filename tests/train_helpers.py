@@ -55,7 +55,7 @@ def write_features(corpus: Corpus, folder: Path, modality: str = "text", dim: in
         good = [uid for uid in ids if uid not in missing]
         vectors = np.stack([
             protos[corpus.labels.index(by_id[uid].label)] * signal + rng.normal(size=dim)
-            if uid in by_id else rng.normal(size=dim) for uid in good
+            if uid in by_id and by_id[uid].label is not None else rng.normal(size=dim) for uid in good
         ]).astype(np.float32) if good else np.zeros((0, dim), np.float32)
         if good:
             writer.write(good, vectors)

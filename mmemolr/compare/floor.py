@@ -96,7 +96,7 @@ def ensure_floor(plan: SweepPlan, sweep_dir: str | Path, inputs_required: bool =
     from mmemolr.train.data import load_training_data
 
     config = run_config(plan, plan.runs[0].name)
-    availability = config.model.availability_input
+    availability = True  # the runs read the availability columns, so the floor reads them too
     try:
         prepared = load_training_data(config.corpus, list(config.modalities), dict(config.features),
                                       plan.features_dir, availability)

@@ -98,10 +98,14 @@ def check_votes_available(plan: SweepPlan, corpus: Corpus) -> None:
 
 
 def run_config(plan: SweepPlan, name: str) -> TrainConfig:
-    """The resolved TrainConfig of one run: base YAML <- sweep overrides <- the run's overrides."""
+    """The resolved TrainConfig of one run: base YAML <- sweep overrides <- the run's overrides, with its
+    epoch budget (mmemolr.train.budget) as run_training resolves it."""
+    from mmemolr.train.budget import resolve_budget
+
     spec = plan.run(name)
     config = load_config(TrainConfig, plan.config_path, [*plan.base_overrides, *spec.overrides])
-    return dataclasses.replace(config, corpus=plan.corpus, features={**config.features, **plan.features})
+    config = dataclasses.replace(config, corpus=plan.corpus, features={**config.features, **plan.features})
+    return resolve_budget(config, plan.features_dir)
 
 
 @dataclass

@@ -1,11 +1,11 @@
 """Synthetic ERC corpora for checks with a known answer.
 
 1. Known label confusions (``make_synthetic`` / ``write_synthetic``): the check that a refined target refines.
-2. A real corpus's shape (``make_shaped_corpus`` / ``prepare_shaped``, e.g. ``IEMOCAP_SHAPE``): how many
+2. A real corpus's shape (``make_shaped_corpus`` / ``prepare_shaped``, ``IEMOCAP_SHAPE``, ``MELD_SHAPE``): how many
    optimiser steps an epoch holds depends on dialogues per split and their lengths, not on content, so a
    corpus of the same shape with a weak class signal and labels that persist within a speaker's turns
    shows whether a config's epoch cap leaves training room to reach its plateau
-   (tests/test_training_budget.py, benchmarks/iemocap_plateau.py).
+   (tests/test_training_budget.py, benchmarks/budget_plateau.py).
 
 Known label confusions, in detail:
 
@@ -227,6 +227,13 @@ class CorpusShape:
 IEMOCAP_SHAPE = CorpusShape(
     splits={"train": 108, "dev": 12, "test": 31}, length=(30, 70), speakers=2,
     labels=("hap", "sad", "neu", "ang", "exc", "fru"),
+)
+
+# MELD as released: 1,038 training, 114 dev and 280 test dialogues of 1-24 utterances, about 10 on average
+# (9,989 training utterances), several speakers a dialogue; seven emotions.
+MELD_SHAPE = CorpusShape(
+    splits={"train": 1038, "dev": 114, "test": 280}, length=(1, 19), speakers=3,
+    labels=("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"),
 )
 
 

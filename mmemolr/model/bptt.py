@@ -13,9 +13,9 @@ backward does). Autograd through the per-step ops did the same arithmetic with a
 an autograd node for each; on two CPU cores the recurrence was most of an epoch's time.
 
 Same values on real steps as the models' autograd loops; only the order of floating-point sums differs.
-Used where those loops have no option it lacks (DialogueRNN's active listener, the predictor's trace of
-every party state). Not twice differentiable: a backward pass that records a graph (``create_graph=True``)
-raises instead of returning wrong second derivatives. Under ``vmap`` (the batched groups of runs of
+Used wherever the models run, except the predictor's trace of every party state. Not twice
+differentiable: a backward pass that records a graph (``create_graph=True``) raises instead of returning
+wrong second derivatives. Under ``vmap`` (the batched groups of runs of
 ``mmemolr.train.stacked``) each Function's vmap rule folds the R runs into its groups: R runs of K
 directions are one call with R·K directions, each with its own weights, so a group of runs costs one
 recurrence of R·K groups instead of R recurrences. Padded steps (after a dialogue's last real step) are
@@ -75,7 +75,7 @@ def usable(device: torch.device | str) -> bool:
 
 
 def self_check(device: torch.device | str, rtol: float = 1e-3, atol: float = 1e-4) -> tuple[float, str | None]:
-    """One small forward and backward (float32, a padded step, with and without attention) of both
+    """One small forward and backward (float32, a padded step) of both
     recurrences on ``device`` against autograd through ``torch.gru_cell`` loops: the largest absolute
     difference of any output or gradient, and what is out of tolerance (None when all agree)."""
     device = torch.device(device)
@@ -92,10 +92,8 @@ def self_check(device: torch.device | str, rtol: float = 1e-3, atol: float = 1e-
     groups = ([rand(3 * d, f + d) for _ in range(2 * k)], [rand(3 * d, d) for _ in range(2 * k)],
               [rand(3 * d) for _ in range(2 * k)], [rand(3 * d) for _ in range(2 * k)], [rand(d, f) for _ in range(k)])
     pre, w_hh, b_hh = rand(t, k, b, 3 * d), rand(k, 3 * d, d), rand(k, 3 * d)
-    cases = [(f"global_party_recurrence(attention={attention})", [u, *(w for g in groups for w in g)],
-              lambda attention=attention: global_party_recurrence(u, onehot, *groups, attention=attention),
-              lambda attention=attention: _reference_global_party(u, onehot, *groups, attention))
-             for attention in (True, False)]
+    cases = [("global_party_recurrence", [u, *(w for g in groups for w in g)],
+              lambda: global_party_recurrence(u, onehot, *groups), lambda: _reference_global_party(u, onehot, *groups))]
     cases.append(("gru_sequence", [pre, w_hh, b_hh], lambda: (gru_sequence(pre, w_hh, b_hh),),
                   lambda: (_reference_gru_sequence(pre, w_hh, b_hh),)))
     worst, problems = 0.0, []
@@ -106,7 +104,7 @@ def self_check(device: torch.device | str, rtol: float = 1e-3, atol: float = 1e-
                 outputs = fn()
                 weights = torch.Generator().manual_seed(1)
                 loss = sum((o * torch.randn(o.shape, generator=weights).to(device)).sum() for o in outputs)
-                grads = torch.autograd.grad(loss, inputs, allow_unused=True)  # W_α without attention
+                grads = torch.autograd.grad(loss, inputs, allow_unused=True)
                 results.append([o.detach() for o in outputs]
                                + [g if g is not None else torch.zeros_like(x) for g, x in zip(grads, inputs)])
             for i, (a, c) in enumerate(zip(*results)):
@@ -118,8 +116,8 @@ def self_check(device: torch.device | str, rtol: float = 1e-3, atol: float = 1e-
 
 
 def _reference_global_party(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor], w_hh: list[torch.Tensor],
-                            b_ih: list[torch.Tensor], b_hh: list[torch.Tensor], w_att: list[torch.Tensor],
-                            attention: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                            b_ih: list[torch.Tensor], b_hh: list[torch.Tensor],
+                            w_att: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`global_party_recurrence` written plainly, for autograd (:func:`self_check`)."""
     k, t_max, b, _ = u.shape
     d, p = w_hh[0].shape[-1], onehot.shape[-1]
@@ -131,8 +129,6 @@ def _reference_global_party(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[to
             q_prev = torch.bmm(onehot[i, t].unsqueeze(1), parties).squeeze(1)
             if not history:
                 c = u.new_zeros(b, d)
-            elif not attention:
-                c = history[-1]
             else:
                 keys = torch.stack(history)  # (t, B, D)
                 alpha = torch.softmax((keys * (u[i, t] @ w_att[i].t())).sum(-1), 0)
@@ -203,7 +199,7 @@ def _gate_factors(rz: torch.Tensor, n: torch.Tensor, gh_n: torch.Tensor, h_prev:
 
 def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[torch.Tensor],
                             w_hh: list[torch.Tensor], b_ih: list[torch.Tensor], b_hh: list[torch.Tensor],
-                            w_att: list[torch.Tensor], attention: bool = True,
+                            w_att: list[torch.Tensor],
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """g_t (K, B, T, D), q_{s,t} and q_{s,t-1} (K, T, B, D) of K directions.
 
@@ -211,19 +207,18 @@ def global_party_recurrence(u: torch.Tensor, onehot: torch.Tensor, w_ih: list[to
     speaking party (zero rows on padded steps); ``w_ih`` (3D, F + D), ``w_hh`` (3D, D), ``b_ih``/``b_hh``
     (3D,): 2K of each, GRU_G of the K directions, then GRU_P of the K directions (PyTorch's GRUCell
     layout: gates r, z, n; GRU_G reads u_t ⊕ q_{s,t-1}, GRU_P reads u_t ⊕ c_t); ``w_att`` K times (D, F),
-    the attention's W_α (query q_t = W_α u_t); without ``attention`` GRU_P reads g_{t-1} instead of the
-    attention over g_0 .. g_{t-1} (``w_att`` is then unused). The parameters are passed as they are, not
-    stacked: a stack would copy the input weights at every batch.
+    the attention's W_α (query q_t = W_α u_t). The parameters are passed as they are, not stacked: a stack
+    would copy the input weights at every batch.
     """
     k = u.shape[0]
     if not len(w_ih) == len(w_hh) == len(b_ih) == len(b_hh) == 2 * k or len(w_att) != k:
         raise ValueError(f"{k} directions need 2K = {2 * k} GRU weights of each kind and K attention weights")
-    return _GlobalParty.apply(u, onehot, attention, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)[:3]
+    return _GlobalParty.apply(u, onehot, *w_ih, *w_hh, *b_ih, *b_hh, *w_att)[:3]
 
 
 class _GlobalParty(torch.autograd.Function):
     @staticmethod
-    def forward(u, onehot, attention, *params):
+    def forward(u, onehot, *params):
         k, t_max, b, f = u.shape
         w_ih, w_hh, b_ih, b_hh = (params[i * 2 * k:(i + 1) * 2 * k] for i in range(4))
         w_att = params[8 * k:]
@@ -262,9 +257,7 @@ class _GlobalParty(torch.autograd.Function):
             x[3 * k:] = x[:k]
             if t:
                 x[2 * k:3 * k] = h[t - 1, :k]
-            if t and not attention:
-                x[k:2 * k] = h[t - 1, :k]
-            elif t:
+            if t:
                 keys = history[:t]  # (t, KB, D)
                 weights = torch.softmax((keys * query[t]).sum(-1), 0, out=alpha[t, :t])  # (t, KB)
                 torch.sum(weights.unsqueeze(-1) * keys, 0, out=x[k:2 * k].view(kb, d))
@@ -280,27 +273,26 @@ class _GlobalParty(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        u, onehot, attention, *params = inputs
+        u, onehot, *params = inputs
         k = u.shape[0]
         g_out, _, _, *saved = output
         ctx.mark_non_differentiable(*saved)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(u, onehot, g_out, *saved, *params[:2 * k], *params[8 * k:])
-        ctx.attention = attention
 
     @staticmethod
-    def vmap(info, in_dims, u, onehot, attention, *params):
+    def vmap(info, in_dims, u, onehot, *params):
         """R runs (the vmapped dimension) of K directions are R·K directions, each with its own weights."""
         runs = info.batch_size
         u, onehot = (_runs_first(x, dim, runs) for x, dim in ((u, in_dims[0]), (onehot, in_dims[1])))
         k = u.shape[1]
-        per_run = [_runs_first(x, dim, runs).unbind(0) for x, dim in zip(params, in_dims[3:])]
+        per_run = [_runs_first(x, dim, runs).unbind(0) for x, dim in zip(params, in_dims[2:])]
         groups = []
         for kind in range(4):  # w_ih, w_hh, b_ih, b_hh: GRU_G of the K directions, then GRU_P
             for first in (kind * 2 * k, kind * 2 * k + k):
                 groups += [per_run[first + i][r] for r in range(runs) for i in range(k)]
         groups += [per_run[8 * k + i][r] for r in range(runs) for i in range(k)]
-        out = _GlobalParty.apply(u.flatten(0, 1), onehot.flatten(0, 1), attention, *groups)
+        out = _GlobalParty.apply(u.flatten(0, 1), onehot.flatten(0, 1), *groups)
         states = tuple(x.unflatten(0, (runs, k)) for x in out[:3])
         return states + tuple(out[3:]), (0, 0, 0) + (None,) * (len(out) - 3)
 
@@ -341,9 +333,7 @@ class _GlobalParty(torch.autograd.Function):
             if grad_q_prev is not None:
                 dq_prev += grad_q_prev[t]
             grad_parties.baddbmm_(onehot_tm[t].transpose(1, 2), dq_prev.view(kb, 1, d))
-            if t and not ctx.attention:
-                grad_g[t - 1] += d_in[k:2 * k].view(kb, d)
-            elif t:
+            if t:
                 dc = d_in[k:2 * k].view(kb, d)
                 keys = history[:t]  # (t, KB, D)
                 a = alpha[t, :t]  # (t, KB)
@@ -367,7 +357,7 @@ class _GlobalParty(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_u = torch.stack([grad_in[i] @ w_ih[i][:, :f] + grad_in[k + i] @ w_ih[k + i][:, :f]
                                   + grad_query[i] @ w_att[i] for i in range(k)]).view(k, t_max, b, f)
-        return grad_u, None, None, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_att
+        return grad_u, None, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_att
 
 
 def gru_sequence(pre: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:

@@ -10,15 +10,6 @@ state) the emotion GRU reads u_t ⊕ s_{p,t}: the speaker's state after this utt
 carries the attention over the context history into the prediction of the same utterance. With the
 paper's ``"previous"`` the attention at step t first reaches a prediction at the speaker's next turn.
 
-With ``skip=True`` (not in the paper; off by default) the classifier reads e_t ⊕ u_t, so the utterance
-vector reaches it directly as well as through the recurrences.
-
-With ``bidirectional=True`` (not in the paper; DialogueRNN's BiDialogueRNN) a second, independent set of
-the three GRUs and the attention runs over each dialogue from its last utterance to its first, and every
-state is the concatenation of the two directions' states (2D wide): the classifier reads e_t^→ ⊕ e_t^←,
-and the refinement module reads s^→ ⊕ s^← and c^→ ⊕ c^←. Each utterance is then classified with the
-whole dialogue in view (the usual offline ERC setting), not just what was said before it.
-
 The batch of dialogues is processed at once; the only Python loop is over time steps. The GRUs are
 plain ``nn.GRUCell`` modules (their state_dicts are the usual ones) but the gate arithmetic is written
 out so that (a) the ``u_t`` part of every GRU input, and the attention query, are computed for all
@@ -70,34 +61,19 @@ def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return torch.lerp(n, h, z)  # (1 - z) * n + z * h
 
 
-def _attend(history: list[torch.Tensor], query: torch.Tensor, attention: bool, b: int, d: int) -> torch.Tensor:
-    """att_t over c_0 .. c_{t-1} (``history``), query (B, D, 1); zeros at t = 0; the last state without
-    attention."""
+def _attend(history: list[torch.Tensor], query: torch.Tensor, b: int, d: int) -> torch.Tensor:
+    """att_t over c_0 .. c_{t-1} (``history``), query (B, D, 1); zeros at t = 0."""
     if not history:
         return query.new_zeros(b, d)
-    if not attention:
-        return history[-1]
     ctx = torch.stack(history, 1)  # (B, t, D): c_0 .. c_{t-1}
     alpha = torch.softmax(torch.bmm(ctx, query), dim=1)  # (B, t, 1)
     return (alpha * ctx).sum(1)
 
 
-class DialogueCells(nn.Module):
-    """The weights of one direction: GRU_C, GRU_S, GRU_E and the attention's W_α."""
-
-    def __init__(self, utt_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.gru_c = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
-        self.gru_s = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ att_t
-        self.gru_e = nn.GRUCell(utt_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1} (or s_{p,t}, "updated")
-        # q_t = u_t^T W_α, so that the attention score of c_i is q_t · c_i.
-        self.att = nn.Linear(utt_dim, hidden, bias=False)
-
-
-def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor, attention: bool,
+def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
            trace: bool, emotion_reads_updated: bool = False,
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Run one direction over the steps of ``u`` (B, T, du).
+    """Run the recurrences of ``cells`` (GRU_C, GRU_S, GRU_E and W_α) over the steps of ``u`` (B, T, du).
 
     ``onehot`` (T, B, P) is the speaking party, zero on padded steps; ``valid`` (T, B, 1) is True on real
     steps. Returns context, speaker, emotion (B, T, D) and, with ``trace``, party states (B, T, P, D).
@@ -106,7 +82,7 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
     """
     b, t_max, du = u.shape
     if t_max and not trace and bptt.usable(u.device):
-        return _recur_hand_written(cells, u, onehot, valid, attention, emotion_reads_updated)
+        return _recur_hand_written(cells, u, onehot, valid, emotion_reads_updated)
     d = cells.gru_c.hidden_size
     p = onehot.shape[-1]
     wc, we, ws = cells.gru_c.weight_ih, cells.gru_e.weight_ih, cells.gru_s.weight_ih
@@ -146,7 +122,7 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
         # so a padded step reads zeros and writes nothing.
         s_prev = torch.bmm(onehot_t[t].unsqueeze(1), parties).squeeze(1)  # (B, D)
         if emotion_reads_updated:
-            att = _attend(history, query_t[t], attention, b, d)
+            att = _attend(history, query_t[t], b, d)
             hidden_cs = torch.stack([h[0], s_prev])
             gi = torch.baddbmm(pre_cs_t[t], torch.stack([s_prev, att]), w_in_cs)
             cs_new = _gru(gi, torch.baddbmm(b_hh_cs, hidden_cs, w_hh_cs), hidden_cs)
@@ -157,7 +133,7 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
             gi = pre_ce_t[t] + (s_prev @ w_sp).view(b, 2, 3 * d).transpose(0, 1)
             gh = torch.baddbmm(b_hh, h, w_hh)
             h_new = _gru(gi, gh, h)
-            att = _attend(history, query_t[t], attention, b, d)
+            att = _attend(history, query_t[t], b, d)
             gi_s = pre_s_t[t] + att @ w_s_att
             gh_s = torch.addmm(b_s_hh, s_prev, w_s_hh)
             s_new = _gru(gi_s, gh_s, s_prev)
@@ -177,7 +153,7 @@ def _recur(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch
 
 
 def _recur_hand_written(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor, valid: torch.Tensor,
-                        attention: bool, emotion_reads_updated: bool,
+                        emotion_reads_updated: bool,
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
     """:func:`_recur` through the recurrences of :mod:`mmemolr.model.bptt` (their backward is written by
     hand): GRU_C, the attention and GRU_S as one recurrence, then GRU_E, which feeds nothing back, over
@@ -187,7 +163,7 @@ def _recur_hand_written(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor,
     gru = (cells.gru_c, cells.gru_s)
     context, speaker, speaker_prev = global_party_recurrence(
         u_tm.unsqueeze(0), onehot.unsqueeze(0), [m.weight_ih for m in gru], [m.weight_hh for m in gru],
-        [m.bias_ih for m in gru], [m.bias_hh for m in gru], [cells.att.weight], attention=attention)
+        [m.bias_ih for m in gru], [m.bias_hh for m in gru], [cells.att.weight])
     read = (speaker if emotion_reads_updated else speaker_prev)[0]  # (T, B, D)
     pre_e = F.linear(torch.cat([u_tm, read], -1), cells.gru_e.weight_ih, cells.gru_e.bias_ih)
     emotion = gru_sequence(pre_e.unsqueeze(1), cells.gru_e.weight_hh.unsqueeze(0),
@@ -202,7 +178,7 @@ def _recur_hand_written(cells: nn.Module, u: torch.Tensor, onehot: torch.Tensor,
 def reverse_steps(tensor: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse the first ``lengths[b]`` steps of every dialogue b of ``tensor`` (B, T, ...); padding stays.
 
-    Its own inverse, so it also maps the backward direction's outputs back to the original order.
+    Its own inverse, so it also maps a backward direction's outputs back to the original order.
     """
     b, t_max = tensor.shape[:2]
     steps = torch.arange(t_max, device=tensor.device).expand(b, t_max)
@@ -212,69 +188,42 @@ def reverse_steps(tensor: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class EmotionPredictor(nn.Module):
-    """state_dict keys: gru_c, gru_s, gru_e, att (forward direction), ``backward_cells.*`` when bidirectional,
-    proj (optional) and classifier."""
+    """state_dict keys: gru_c, gru_s, gru_e, att and classifier."""
 
-    def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, input_proj: int | None = None,
-                 dropout: float = 0.5, attention: bool = True, input_dropout: float = 0.0,
-                 skip: bool = False, bidirectional: bool = False,
-                 emotion_speaker: Literal["previous", "updated"] = "previous") -> None:
+    def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, dropout: float = 0.5,
+                 input_dropout: float = 0.0, emotion_speaker: Literal["previous", "updated"] = "previous") -> None:
         super().__init__()
         if emotion_speaker not in ("previous", "updated"):
             raise ValueError(f"emotion_speaker must be 'previous' or 'updated', not {emotion_speaker!r}")
         self.emotion_speaker = emotion_speaker
         self.input_dim = input_dim
         self.hidden = hidden
-        self.attention = attention
         self.input_dropout = Dropout(input_dropout, input_dim, input_at=0)
-        self.proj = nn.Linear(input_dim, input_proj) if input_proj else None
-        du = input_proj or input_dim
-        self.utt_dim = du
-        # The forward direction's cells live on the predictor itself (the state_dict keys of
-        # unidirectional checkpoints), the backward direction's in a submodule.
-        forward_cells = DialogueCells(du, hidden)
-        self.gru_c, self.gru_s, self.gru_e, self.att = (forward_cells.gru_c, forward_cells.gru_s,
-                                                        forward_cells.gru_e, forward_cells.att)
-        self.backward_cells = DialogueCells(du, hidden) if bidirectional else None
-        self.skip = skip
-        # With skip the classifier reads e_t ⊕ u_t: the input's columns after the state's (without a projection)
-        self.dropout = Dropout(dropout, self.state_dim + du if skip else self.state_dim,
-                               input_at=self.state_dim if skip and not input_proj else None)
-        self.classifier = nn.Linear(self.state_dim + du if skip else self.state_dim, n_classes)
-
-    @property
-    def bidirectional(self) -> bool:
-        return self.backward_cells is not None
+        self.gru_c = nn.GRUCell(input_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1}
+        self.gru_s = nn.GRUCell(input_dim + hidden, hidden)  # input u_t ⊕ att_t
+        self.gru_e = nn.GRUCell(input_dim + hidden, hidden)  # input u_t ⊕ s_{p,t-1} (or s_{p,t}, "updated")
+        # q_t = u_t^T W_α, so that the attention score of c_i is q_t · c_i.
+        self.att = nn.Linear(input_dim, hidden, bias=False)
+        self.dropout = Dropout(dropout, hidden)
+        self.classifier = nn.Linear(hidden, n_classes)
 
     @property
     def state_dim(self) -> int:
-        """Width of the context, speaker and emotion states (2D when bidirectional)."""
-        return 2 * self.hidden if self.bidirectional else self.hidden
+        """Width of the context, speaker and emotion states."""
+        return self.hidden
 
     def forward(self, x: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor,
                 n_parties: int | None = None, trace: bool = False) -> PredictorOutput:
         """``x`` (B, T, F), ``speakers`` (B, T) party index, ``mask`` (B, T) True on real steps, which come
         first in each row (dialogues are padded at the end)."""
         u = self.input_dropout(x)
-        u = self.proj(u) if self.proj is not None else u
         p = int(n_parties) if n_parties is not None else int(speakers.max().item()) + 1 if speakers.numel() else 1
         onehot = F.one_hot(speakers.clamp(min=0), p).to(x.dtype) * mask.unsqueeze(-1)  # (B, T, P)
         valid = mask.transpose(0, 1).unsqueeze(-1)  # (T, B, 1)
         updated = self.emotion_speaker == "updated"
-        context, speaker, emotion, party_states = _recur(self, u, onehot.transpose(0, 1), valid,
-                                                         self.attention, trace, updated)
-        if self.backward_cells is not None:
-            lengths = mask.sum(1)
-            rev_u, rev_onehot = reverse_steps(u, lengths), reverse_steps(onehot, lengths)
-            back = _recur(self.backward_cells, rev_u, rev_onehot.transpose(0, 1), valid, self.attention, trace,
-                          updated)
-            context, speaker, emotion = (torch.cat([fwd, reverse_steps(bwd, lengths)], -1)
-                                         for fwd, bwd in zip((context, speaker, emotion), back[:3]))
-            if trace:
-                party_states = torch.cat([party_states, reverse_steps(back[3], lengths)], -1)
+        context, speaker, emotion, party_states = _recur(self, u, onehot.transpose(0, 1), valid, trace, updated)
         # s_{p,t} of a padded step is computed (by both paths, from different histories) but no real step
         # reads it: zero, so that every output on padding is the same whichever path ran
         speaker = speaker.masked_fill(~mask.unsqueeze(-1), 0.0)
-        features = torch.cat([emotion, u], -1) if self.skip else emotion
-        logits = self.classifier(self.dropout(features))
+        logits = self.classifier(self.dropout(emotion))
         return PredictorOutput(logits, context, speaker, emotion, party_states)

@@ -18,7 +18,7 @@ from mmemolr.predict.features import RunFeatures, ensure_features
 from mmemolr.predict.outputs import CSV_NAME, JSON_NAME, write_csv, write_json, write_timelines
 from mmemolr.train.data import load_training_data
 from mmemolr.train.inference import load_run
-from mmemolr.train.loop import evaluate
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, evaluate
 from mmemolr.train.metrics import classification_metrics, summary
 
 
@@ -48,9 +48,9 @@ def predict_corpus(run_dir: str | Path, corpus: str | Path, features_dir: str | 
     found = ensure_features(run.run_dir, run.results, run.config.modalities, prepared_corpus, folder, features,
                             models, str(run.device), max_failures, progress)
     prepared = load_training_data(str(folder), run.config.modalities, {c: str(p) for c, p in found.paths.items()},
-                                  features_dir, run.config.model.availability_input, norm=run.norm, labels=run.labels,
+                                  features_dir, norm=run.norm, labels=run.labels,
                                   training=False)
-    result = evaluate(run.model, prepared.data, prepared.data.dialogues, run.config.optim.eval_batch_dialogues,
+    result = evaluate(run.model, prepared.data, prepared.data.dialogues, EVAL_BATCH_DIALOGUES,
                       run.device)
     data, labels = prepared.data, run.labels
     utts = {u.id: u for u in prepared.corpus.utterances()}

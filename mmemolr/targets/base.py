@@ -48,14 +48,6 @@ class Target(nn.Module):
         """Mean over utterances of KL(z ‖ softmax(logits))."""
         return kl_to(out.logits, self.distribution(out, labels, votes))
 
-    def states(self, tensor: torch.Tensor) -> torch.Tensor:
-        """A predictor state as the target module reads it (cut from the graph unless gradient=both)."""
-        return tensor if self.config.gradient == "both" else tensor.detach()
-
-    def finish(self, z: torch.Tensor) -> torch.Tensor:
-        """z as the loss sees it: a constant when gradient=detach."""
-        return z.detach() if self.config.gradient == "detach" else z
-
 
 def kl_to(logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Mean over utterances of KL(z ‖ softmax(logits)).

@@ -1,7 +1,8 @@
 """``lcm``: Label Confusion Model (Guo et al., AAAI 2021).
 
 Label embeddings are compared with the utterance representation (the emotion state e_t) to give a
-label-similarity distribution sim = softmax(V h); the target is z = softmax(sim + α·y), loss KL.
+label-similarity distribution sim = softmax(V h); the target is z = softmax(sim + α·y), loss KL, with
+α = 4 (the value of every lcm run here; it was a key until issue 25).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from mmemolr.model.predictor import PredictorOutput
 from mmemolr.targets.base import Target, register_target
 from mmemolr.train.config import TargetConfig
 
+ALPHA = 4.0  # weight of the one-hot label in z
+
 
 @register_target
 class LabelConfusion(Target):
     name = "lcm"
-    description = "label confusion model: softmax(softmax(label_emb . h) + alpha*y), KL loss"
+    description = "label confusion model: softmax(softmax(label_emb . h) + 4*y), KL loss"
     refines = True
 
     def __init__(self, config: TargetConfig, n_classes: int, hidden: int, label_dim: int,
@@ -32,6 +35,6 @@ class LabelConfusion(Target):
     def distribution(self, out: PredictorOutput, labels: torch.Tensor,
                      votes: torch.Tensor | None = None) -> torch.Tensor:
         labels_h = torch.tanh(self.label_proj(self.label_emb.weight))  # (C, D)
-        sim = torch.softmax(self.states(out.emotion) @ labels_h.t(), dim=-1)
+        sim = torch.softmax(out.emotion @ labels_h.t(), dim=-1)
         y = F.one_hot(labels, self.n_classes).to(sim.dtype)
-        return self.finish(torch.softmax(sim + self.config.lcm_alpha * y, dim=-1))
+        return torch.softmax(sim + ALPHA * y, dim=-1)

@@ -41,7 +41,7 @@ class RefinedLabels(Target):
 
     def scores(self, out: PredictorOutput) -> torch.Tensor:
         """The refinement module's output (N, C): a distribution (bounded) or raw scores."""
-        return self.refinement(self.states(out.speaker), self.states(out.context))
+        return self.refinement(out.speaker, out.context)
 
     def refined(self, out: PredictorOutput) -> torch.Tensor:
         """RLD (N, C) as it enters z."""
@@ -63,13 +63,13 @@ class RefinedLabels(Target):
             # The supervised RLD is a probability vector q; eq. 13 reads it as log-probabilities, so that
             # η = 0 gives z = q (plain self-distillation) and η > 0 multiplies the gold entry by e^η.
             base = torch.log(rld.clamp_min(1e-12)) if self.config.refiner == "supervised" else rld
-            return self.finish(torch.softmax(base + self.config.eta * y, dim=-1))
-        return self.finish(mix_with_onehot(rld, y, self.config.smoothing))
+            return torch.softmax(base + self.config.eta * y, dim=-1)
+        return mix_with_onehot(rld, y, self.config.smoothing)
 
     def loss(self, out: PredictorOutput, labels: torch.Tensor, votes: torch.Tensor | None = None) -> torch.Tensor:
         scores = self.scores(out)
         loss = kl_to(out.logits, self.combine(self._rld(scores), labels))
-        if self.config.refiner == "supervised" and self.config.gradient != "detach":
+        if self.config.refiner == "supervised":
             # The refiner learns from the gold label, not from the prediction it is a target for:
             # a KL-only refiner's optimum is z = p, and it settles on one constant offset (docs).
             loss = loss + F.cross_entropy(scores, labels)

@@ -12,8 +12,7 @@ the union of the group's modalities (mmemolr.train.stacked). Each run stays itse
   any group, of any size, with any partners: only the order of floating-point sums differs;
 - its own modality subset: absent modalities and their availability columns are zero in its input, the
   weights reading them are zero and stay zero (no gradient, no decay);
-- its own loss (the group's loss is the sum of per-run means), gradient clipping (per-run norm), Adam
-  moments and step count, weight average (optim.ema_decay);
+- its own loss (the group's loss is the sum of per-run means), Adam moments and step count;
 - its own dev selection and early stopping: a run that stops leaves the stack (its weights are not
   touched again), is finished at once (test evaluated once with its best.pt) and the group goes on
   with the others until all have stopped.
@@ -50,13 +49,20 @@ from mmemolr.model import bptt
 from mmemolr.model.dropout import draw_masks, dropout_generator, dropout_sites
 from mmemolr.progress import Progress
 from mmemolr.train import commit, rundir
+from mmemolr.train.budget import resolve_budget
 from mmemolr.train.build import EmoLRModel, build_model
-from mmemolr.train.checkpoint import LAST_FORMAT, check_last_format, load_checkpoint, rng_state, set_rng_state
+from mmemolr.train.checkpoint import (
+    LAST_FORMAT,
+    check_last_format,
+    cpu_copy,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
-from mmemolr.train.ema import cpu_copy
-from mmemolr.train.loop import collect_evaluation
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, collect_evaluation
 from mmemolr.train.metrics import classification_metrics
 from mmemolr.train.run import (
     _check_same_features,
@@ -69,7 +75,7 @@ from mmemolr.train.run import (
     select_epoch,
     write_run_start,
 )
-from mmemolr.train.stacked import StackedModel, adam_step, clip_per_run, input_blocks, union_columns
+from mmemolr.train.stacked import StackedModel, adam_step, input_blocks, union_columns
 
 log = logging.getLogger(__name__)
 GROUP_FREE = ("seed", "modalities")  # the config keys runs of one group may differ in
@@ -196,7 +202,7 @@ def gather_batch(data: FusedData, features: torch.Tensor, per_run: Sequence[Sequ
 
 
 class GroupTrainer:
-    """The stacked state of a group: weights, Adam moments, step counts and weight averages, (R, ...)."""
+    """The stacked state of a group: weights, Adam moments and step counts, (R, ...)."""
 
     def __init__(self, runs: list[_Run], stacked: StackedModel, device: torch.device) -> None:
         self.runs, self.stacked, self.device = runs, stacked, device
@@ -206,9 +212,6 @@ class GroupTrainer:
         self.exp_avg = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.weights.items()}
         self.steps = torch.zeros(len(runs), dtype=torch.float64, device=device)
-        ema = runs[0].config.optim.ema_decay
-        self.average = {k: v.clone() for k, v in self.weights.items()} if ema else None
-        self.ema_steps = torch.zeros(len(runs), dtype=torch.float64, device=device)
         self.names = names
         # Dropout: each run draws its masks through its own model (own widths), as alone; the group's
         # template holds the same layers at the union's widths.
@@ -241,11 +244,6 @@ class GroupTrainer:
             embedded = self.stacked.embed(r, source)
             for k in self.names:
                 target[k][r] = embedded[k].to(self.device)
-        if self.average is not None:
-            embedded = self.stacked.embed(r, ckpt["ema"]["average"])
-            for k in self.names:
-                self.average[k][r] = embedded[k].to(self.device)
-            self.ema_steps[r] = float(ckpt["ema"]["steps"])
 
     def run_checkpoint(self, r: int) -> dict[str, Any]:
         """Run r's last.pt as run_training writes it (so either trainer can resume it)."""
@@ -261,13 +259,11 @@ class GroupTrainer:
         last = {"format": LAST_FORMAT, "model": cpu_copy(weights), "optimizer": optimizer,
                 "generator": run.generator.get_state(), "dropout_generator": run.dropout.get_state(), "rng": rng_state(),
                 "state": run.state}
-        if self.average is not None:
-            last["ema"] = {"steps": int(self.ema_steps[r]), "average": cpu_copy(self.stacked.extract(r, self.average))}
         return last
 
     def selected_weights(self, r: int) -> dict[str, torch.Tensor]:
-        """What is scored and kept as best.pt: the average when optim.ema_decay is set."""
-        return cpu_copy(self.stacked.extract(r, self.average if self.average is not None else self.weights))
+        """What is scored and kept as best.pt."""
+        return cpu_copy(self.stacked.extract(r, self.weights))
 
     # --- one epoch ---------------------------------------------------------------------------------
 
@@ -281,13 +277,11 @@ class GroupTrainer:
         m = [self.exp_avg[k][idx].clone() for k in self.names]
         v = [self.exp_avg_sq[k][idx].clone() for k in self.names]
         steps = self.steps[idx].clone()
-        avg = [self.average[k][idx].clone() for k in self.names] if self.average is not None else None
-        ema_steps = self.ema_steps[idx].clone()
         masks = self.stacked.input_masks[idx]
         lengths = [len(d) for d in dialogues]
         # Every run draws its own batches as alone; runs at one epoch take the length buckets in the same
         # order (mmemolr.fuse.schedule), so a step pads no run to another's longer dialogues.
-        plans = [batch_plan(lengths, optim.batch_dialogues, self.runs[r].generator, optim.bucket,
+        plans = [batch_plan(lengths, optim.batch_dialogues, self.runs[r].generator, True,
                             self.runs[r].state["epoch"]) for r in active]
         total = torch.zeros(len(active), dtype=torch.float64)
         count = torch.zeros(len(active), dtype=torch.float64)
@@ -300,26 +294,17 @@ class GroupTrainer:
             if on_step is not None:
                 on_step(losses.detach())
             grads = list(torch.autograd.grad(losses.sum(), params))
-            if optim.grad_clip:
-                clip_per_run(grads, optim.grad_clip)
             # A run whose batch holds only context-only utterances takes no step, as alone (train_epoch).
             idle = (batch.counts == 0).nonzero().squeeze(1).to(self.device)
-            state = [params, m, v, *([avg] if avg is not None else [])]
-            kept = [[t[idle].clone() for t in group] for group in state] if len(idle) else None
-            kept_steps = (steps[idle].clone(), ema_steps[idle].clone()) if len(idle) else None
+            kept = [[t[idle].clone() for t in group] for group in (params, m, v)] if len(idle) else None
+            kept_steps = steps[idle].clone() if len(idle) else None
             adam_step(params, grads, m, v, steps, optim.lr, optim.weight_decay)
-            if avg is not None:
-                with torch.no_grad():
-                    decay = torch.clamp((1 + ema_steps) / (10 + ema_steps), max=optim.ema_decay)
-                    for a, p in zip(avg, params):
-                        a.lerp_(p, (1.0 - decay).to(a.dtype).view(-1, *([1] * (a.dim() - 1))))
-                    ema_steps += 1
             if kept is not None:
                 with torch.no_grad():
-                    for group, saved in zip(state, kept):
+                    for group, saved in zip((params, m, v), kept):
                         for t, old in zip(group, saved):
                             t[idle] = old
-                    steps[idle], ema_steps[idle] = kept_steps
+                    steps[idle] = kept_steps
             total += losses.detach().double().cpu() * batch.counts
             count += batch.counts
         with torch.no_grad():
@@ -327,10 +312,7 @@ class GroupTrainer:
                 self.weights[k][idx] = w[k].detach()
                 self.exp_avg[k][idx] = m[j]
                 self.exp_avg_sq[k][idx] = v[j]
-                if avg is not None:
-                    self.average[k][idx] = avg[j]
             self.steps[idx] = steps
-            self.ema_steps[idx] = ema_steps
         if bool((count == 0).any()):
             raise ValueError("the training split has no labelled utterances")
         return (total / count).tolist()
@@ -353,10 +335,9 @@ class GroupTrainer:
     @torch.no_grad()
     def evaluate(self, active: list[int], data: FusedData, features: torch.Tensor,
                  dialogues: Sequence[DialogueIndex], batch_size: int):
-        """Per active run, its Evaluation (mmemolr.train.loop) of ``dialogues`` with the selected weights."""
+        """Per active run, its Evaluation (mmemolr.train.loop) of ``dialogues``."""
         idx = torch.tensor(active, device=self.device)
-        source = self.average if self.average is not None else self.weights
-        w = {k: source[k][idx] for k in self.names}
+        w = {k: self.weights[k][idx] for k in self.names}
         masks = self.stacked.input_masks[idx]
         rows, gold, probs = [], [], [[] for _ in active]
         for plan in batch_plan([len(d) for d in dialogues], batch_size, None, True):
@@ -382,13 +363,14 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
     if len({group_key(c) for c in configs}) > 1:
         raise ValueError("these runs cannot train as one group: their configs differ in more than seed and "
                          "modalities (group them with mmemolr.train.batched.group_runs)")
+    configs = [resolve_budget(c, features_dir) for c in configs]
     features_dir = Path(features_dir)
     first = configs[0]
     codes_union = union_modalities(configs)
     features = {}
     for c in configs:
         features.update(c.features)
-    union = load_training_data(first.corpus, codes_union, features, features_dir, first.model.availability_input)
+    union = load_training_data(first.corpus, codes_union, features, features_dir)
     data = union.data
 
     set_threads(threads)
@@ -406,7 +388,7 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
         if start.complete is not None:
             continue
         torch.manual_seed(config.seed)
-        own_dim = sum(data.dims[c] for c in codes) + (len(codes) if config.model.availability_input else 0)
+        own_dim = sum(data.dims[c] for c in codes) + len(codes)  # features, then availability columns
         model = build_model(config, own_dim, len(data.labels)).to(device)
         run = _Run(config, run_dir, codes, start.inputs, model, torch.Generator().manual_seed(config.seed),
                    dropout_generator(config.seed, device))
@@ -431,8 +413,7 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
 
 def build_stack(runs: list[_Run], union: PreparedData, device: torch.device) -> StackedModel:
     data = union.data
-    availability = runs[0].config.model.availability_input
-    columns = [union_columns(r.codes, data.modalities, data.dims, availability) for r in runs]
+    columns = [union_columns(r.codes, data.modalities, data.dims, True) for r in runs]
     first = runs[0].config
     dtype = next(runs[0].model.parameters()).dtype
     template = build_model(first, data.input_dim, len(data.labels)).to(device=device, dtype=dtype)
@@ -480,7 +461,7 @@ def _train(runs: list[_Run], union: PreparedData, device: torch.device, progress
                 break
             t0 = time.perf_counter()
             losses = trainer.train_epoch(active, data, features, train)
-            evaluations = trainer.evaluate(active, data, features, dev, optim.eval_batch_dialogues)
+            evaluations = trainer.evaluate(active, data, features, dev, EVAL_BATCH_DIALOGUES)
             seconds = (time.perf_counter() - t0) / len(active)
             # The epoch is committed as one unit (mmemolr.train.commit): every run's next.pt, then each applied.
             token, members = uuid.uuid4().hex, [str(runs[r].run_dir.resolve()) for r in active]

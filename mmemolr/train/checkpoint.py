@@ -42,6 +42,11 @@ def check_last_format(checkpoint: dict[str, Any], path: str | Path) -> None:
                          "start, or finish it with the version that wrote it")
 
 
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state_dict (what checkpoints hold)."""
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

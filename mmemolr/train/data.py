@@ -28,9 +28,12 @@ class PreparedData:
 
 
 def load_training_data(corpus_name: str, modalities: list[str], features: dict, features_dir: str | Path,
-                       availability_input: bool, norm: ZNorm | None = None,
+                       availability_input: bool = True, norm: ZNorm | None = None,
                        labels: list[str] | None = None, training: bool = True) -> PreparedData:
     """Load and check the corpus and feature files; fit the z-normalisation on train unless given.
+
+    ``availability_input``: append one 0/1 column per modality (what every run reads); off for a
+    context-free baseline on the vectors alone.
 
     ``training`` checks train/dev/test exist and are labelled within the label set. ``labels`` fixes
     the label order (a trained model's); otherwise the corpus's own.

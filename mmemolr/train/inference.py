@@ -22,7 +22,7 @@ from mmemolr.train.checkpoint import load_checkpoint
 from mmemolr.train.config import TrainConfig, upgrade_stored_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device
-from mmemolr.train.loop import evaluate
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, evaluate
 from mmemolr.train.metrics import classification_metrics, summary
 
 
@@ -50,7 +50,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     norm = ZNorm.load(run_dir / rundir.NORMALIZATION)
     codes = normalise_modalities(config.modalities)
     input_dim = sum(int(results["feature_files"][c]["dim"]) for c in codes)
-    input_dim += len(codes) if config.model.availability_input else 0
+    input_dim += len(codes)  # the availability columns
     dev = resolve_device(device)
     model = build_model(config, input_dim, len(results["labels"]))
     model.load_state_dict(load_checkpoint(run_dir / rundir.BEST))
@@ -81,7 +81,7 @@ def load_run_data(run: LoadedRun) -> PreparedData:
             path = found[0]
         features[code] = str(path)
     prepared = load_training_data(corpus_ref, run.config.modalities, features, Path(corpus_ref).parent,
-                                  run.config.model.availability_input, norm=run.norm, labels=run.labels)
+                                  norm=run.norm, labels=run.labels)
     if prepared.corpus.fingerprint() != run.results["corpus_fingerprint"]:
         raise ValueError(f"the corpus at {prepared.corpus_folder} has changed since {run.run_dir} was trained "
                          "(fingerprint differs); its metrics cannot be recomputed on it")
@@ -101,7 +101,7 @@ def refined_on_split(run_dir: str | Path, split: str = "test") -> tuple[np.ndarr
     and utterance ids, in corpus order."""
     run = load_run(run_dir)
     prepared = load_run_data(run)
-    result = evaluate(run.model, prepared.data, prepared.data.split(split), run.config.optim.eval_batch_dialogues,
+    result = evaluate(run.model, prepared.data, prepared.data.split(split), EVAL_BATCH_DIALOGUES,
                       run.device, refined=True)
     if result.refined is None:
         raise ValueError(f"{run_dir}: target {run.config.target.name!r} has no refined distribution")
@@ -112,7 +112,7 @@ def evaluate_run(run_dir: str | Path, device: str = "cpu") -> dict[str, Any]:
     """Recompute dev and test metrics of a run from best.pt and the feature files it was trained on."""
     run = load_run(run_dir, device)
     prepared = load_run_data(run)
-    batch = run.config.optim.eval_batch_dialogues
+    batch = EVAL_BATCH_DIALOGUES
     valid = evaluate(run.model, prepared.data, prepared.data.split("dev"), batch, run.device)
     test = evaluate(run.model, prepared.data, prepared.data.split("test"), batch, run.device)
     return {"valid": summary(classification_metrics(valid.gold, valid.pred, run.labels)),

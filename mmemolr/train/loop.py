@@ -13,24 +13,24 @@ from mmemolr.fuse import DialogueIndex, FusedData, iterate_batches
 from mmemolr.model.dropout import draw_masks, dropout_sites, masks_installed
 from mmemolr.train.build import EmoLRModel
 from mmemolr.train.config import OptimConfig
-from mmemolr.train.ema import WeightAverage
+
+# Dialogues a batch when predicting (no gradients are kept: wider batches than training's cost little).
+EVAL_BATCH_DIALOGUES = 64
 
 
 def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[DialogueIndex],
                 optimizer: torch.optim.Optimizer, optim: OptimConfig, generator: torch.Generator,
-                device: torch.device, bar=None, average: WeightAverage | None = None, epoch: int = 0,
-                dropout: torch.Generator | None = None) -> float:
-    """Train on ``dialogues`` once (updating ``average`` after each step); returns the mean loss per utterance.
+                device: torch.device, bar=None, epoch: int = 0, dropout: torch.Generator | None = None) -> float:
+    """Train on ``dialogues`` once; returns the mean loss per labelled utterance.
 
     ``generator`` draws which dialogues share a batch, ``epoch`` (0 for the first) picks the order of the
     length buckets (mmemolr.fuse.batch_plan), ``dropout`` (a generator on ``device``) draws every dropout
     mask (mmemolr.model.dropout; None: the global random generator's ``F.dropout``)."""
     model.train()
     total, count = 0.0, 0
-    params = [p for p in model.parameters() if p.requires_grad]
     sites = dropout_sites(model)
     dtype = next(model.parameters()).dtype  # of the masks: the same alone and in a group (mmemolr.train.batched)
-    for batch in iterate_batches(data, dialogues, optim.batch_dialogues, generator, optim.bucket, epoch):
+    for batch in iterate_batches(data, dialogues, optim.batch_dialogues, generator, True, epoch):
         batch = batch.to(device)
         masks = draw_masks(sites, dropout, *batch.mask.shape, dtype) if dropout is not None else None
         # Every real utterance is read as context; the loss sees the labelled ones (context-only: label -1).
@@ -43,11 +43,7 @@ def train_epoch(model: EmoLRModel, data: FusedData, dialogues: Sequence[Dialogue
         loss = model.target.loss(out.select(scored), labels, batch.votes[scored] if batch.votes is not None else None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
         optimizer.step()
-        if average is not None:
-            average.update()
         n = int(labels.numel())
         total += float(loss.item()) * n
         count += n

@@ -2,7 +2,7 @@
 
 Protocol: each epoch trains on the train split and scores the dev split; the checkpoint with the best
 dev weighted F1 (earliest on ties) is kept as best.pt; training stops after ``optim.patience`` epochs
-without improvement or at ``optim.max_epochs``. Only then is the test split evaluated, once, with
+without improvement or at ``optim.max_epochs`` (counted in optimiser steps when null: mmemolr.train.budget). Only then is the test split evaluated, once, with
 best.pt. Nothing reads test metrics before that, and no option selects on test.
 """
 
@@ -29,10 +29,12 @@ from mmemolr.progress import Progress
 from mmemolr.targets.agreement import agreement_with_votes, annotator_class_shapes
 from mmemolr.targets.diagnostics import refinement_diagnostics
 from mmemolr.train import commit, rundir
+from mmemolr.train.budget import resolve_budget
 from mmemolr.train.build import EmoLRModel, build_model
 from mmemolr.train.checkpoint import (
     LAST_FORMAT,
     check_last_format,
+    cpu_copy,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -41,8 +43,7 @@ from mmemolr.train.checkpoint import (
 from mmemolr.train.config import TrainConfig, check_train_config
 from mmemolr.train.data import PreparedData, load_training_data
 from mmemolr.train.device import resolve_device, set_threads
-from mmemolr.train.ema import WeightAverage, cpu_copy, swapped_in
-from mmemolr.train.loop import Evaluation, evaluate, train_epoch
+from mmemolr.train.loop import EVAL_BATCH_DIALOGUES, Evaluation, evaluate, train_epoch
 from mmemolr.train.metrics import classification_metrics, summary
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     bar on a terminal and one line per epoch otherwise, ``"lines"`` lines always, False nothing.
     """
     check_train_config(config)
+    config = resolve_budget(config, features_dir)
     run_dir = Path(run_dir)
     commit.settle(run_dir)  # a run of a batched group killed mid-epoch-commit
     start = begin_run(config, run_dir, features_dir)
@@ -79,7 +81,6 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
     train, dev = data.split("train"), data.split("dev")
     model = build_model(config, data.input_dim, len(data.labels)).to(device)
     optimizer = make_optimizer(model, config)
-    average = WeightAverage(model, config.optim.ema_decay) if config.optim.ema_decay else None
 
     run_dir.mkdir(parents=True, exist_ok=True)
     state = new_state()
@@ -92,8 +93,6 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
         generator.set_state(ckpt["generator"])
         dropout.set_state(ckpt["dropout_generator"])
         set_rng_state(ckpt["rng"])
-        if average is not None:
-            average.load_state_dict(ckpt["ema"])
         state = ckpt["state"]
         _check_same_features(run_dir, state.get("feature_files") or {},
                              {code: (ff.path, describe_file(ff)) for code, ff in prepared.files.items()})
@@ -110,18 +109,14 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
             epoch = state["epoch"] + 1
             t0 = time.perf_counter()
             train_loss = train_epoch(model, data, train, optimizer, config.optim, generator, device,
-                                     average=average, epoch=state["epoch"], dropout=dropout)
-            with swapped_in(model, average):
-                valid = evaluate(model, data, dev, config.optim.eval_batch_dialogues, device)
+                                     epoch=state["epoch"], dropout=dropout)
+            valid = evaluate(model, data, dev, EVAL_BATCH_DIALOGUES, device)
             scores = classification_metrics(valid.gold, valid.pred, data.labels)
             row = epoch_row(epoch, train_loss, valid.loss, scores, time.perf_counter() - t0)
-            record_epoch(config, run_dir, state, row,
-                         lambda: cpu_copy(average.average if average is not None else model.state_dict()))
+            record_epoch(config, run_dir, state, row, lambda: cpu_copy(model.state_dict()))
             last = {"format": LAST_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(), "dropout_generator": dropout.get_state(), "rng": rng_state(),
                     "state": state}
-            if average is not None:
-                last["ema"] = average.state_dict()
             save_checkpoint(last, run_dir / rundir.LAST)
             bar.update(1, f"loss {train_loss:.4f}, dev W-F1 {scores['weighted_f1']:.4f}, "
                           f"best {state['best_score']:.4f}@{state['best_epoch']}")
@@ -160,8 +155,7 @@ def begin_run(config: TrainConfig, run_dir: Path, features_dir: Path,
         # By identity first (extractor, options, weights), then by content below (inputs.json).
         _check_same_features(run_dir, stored.get("feature_files") or {}, _current_files(config, features_dir))
     if prepared is None:
-        prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir,
-                                      config.model.availability_input)
+        prepared = load_training_data(config.corpus, config.modalities, config.features, features_dir)
     check_target_data(config, prepared)
     inputs = {code: describe_file(ff) for code, ff in prepared.files.items()}
     if complete or resuming:
@@ -178,7 +172,8 @@ def check_target_data(config: TrainConfig, prepared: PreparedData) -> None:
     from mmemolr.targets import TARGETS, load_builtin_targets
 
     load_builtin_targets()
-    if TARGETS[config.target.name].needs_votes and prepared.data.votes is None:
+    # the corpus, not the fused data: a batched group checks its runs with the data left out (restrict)
+    if TARGETS[config.target.name].needs_votes and not prepared.corpus.has_votes:
         raise ValueError(
             f"target {config.target.name!r} trains on the annotators' votes, and corpus {prepared.corpus.name!r} "
             "records none; use a corpus with votes (emotionlines, the raw IEMOCAP release, a manifest with a votes "
@@ -273,7 +268,7 @@ def finish_run(config: TrainConfig, run_dir: Path, prepared: PreparedData, input
     t0 = time.perf_counter()
     data, corpus = prepared.data, prepared.corpus
     model.load_state_dict(load_checkpoint(run_dir / rundir.BEST, map_location=device))
-    batch = config.optim.eval_batch_dialogues
+    batch = EVAL_BATCH_DIALOGUES
     valid = evaluate(model, data, data.split("dev"), batch, device, states=True, refined=True)
     test = evaluate(model, data, data.split("test"), batch, device, states=True, refined=True)
     test_metrics = classification_metrics(test.gold, test.pred, data.labels)

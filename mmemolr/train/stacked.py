@@ -9,14 +9,13 @@ sees its own columns only (the others are zeroed in its copy of the input). Its 
 model's, embedded in the union's shapes with zeros where an absent column enters; with zero inputs those
 weights get zero gradient, zero weight decay and so zero Adam updates, so they stay exactly zero and run r
 computes exactly what its own model computes. :func:`input_blocks` finds, for every parameter whose shape
-depends on the input width, where the input columns sit (it cannot tell from the names: the classifier of
-``skip=True`` reads e_t ⊕ u_t, the GRUs u_t ⊕ s): they are the entries whose gradient is zero when the
+depends on the input width, where the input columns sit (it cannot tell from the names: DAG-ERC's MLP
+reads H^0 ⊕ .. ⊕ H^L ⊕ u_t, the GRUs u_t ⊕ s): they are the entries whose gradient is zero when the
 input is all zeros. :meth:`StackedModel.check_embedding` then verifies on random input that each
 embedded run reproduces its own model's outputs, so a backbone where this reading fails is refused.
 
 Optimiser: Adam (PyTorch's update, L2 weight decay) is elementwise, so stacking it is exact; what is not
-elementwise is gradient clipping, done here per run (each run's own norm), and the step count, kept per
-run (runs resumed at different epochs).
+elementwise is the step count, kept per run (runs resumed at different epochs).
 """
 
 from __future__ import annotations
@@ -124,7 +123,7 @@ class StackedModel:
 
     ``template`` is one run's model built for the union input width (its own weights are not used);
     ``columns[r]`` the union columns run r reads (:func:`union_columns`); ``blocks`` from
-    :func:`input_blocks`. Weight tensors, Adam moments and averages live in dicts keyed by parameter name.
+    :func:`input_blocks`. Weight tensors and Adam moments live in dicts keyed by parameter name.
     """
 
     def __init__(self, template: nn.Module, union_width: int, columns: Sequence[torch.Tensor],
@@ -243,14 +242,6 @@ class StackedModel:
             return self._call(w, lambda model: model.predictor(x * m, speakers, mask, n_parties).logits)
 
         return vmap(one_run)(weights, masks)
-
-
-def clip_per_run(grads: Sequence[torch.Tensor], max_norm: float) -> None:
-    """torch.nn.utils.clip_grad_norm_ applied to each run's slice (dim 0) of the stacked gradients."""
-    total = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads))
-    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
 
 @torch.no_grad()

@@ -7,9 +7,11 @@ from mmemolr.model.backbones.base import (
     backbone_options,
     build_backbone,
     check_backbone_config,
+    drop_removed_options,
     load_builtin_backbones,
     register_backbone,
 )
 
 __all__ = ["BACKBONES", "Backbone", "backbone_class", "backbone_options", "build_backbone",
-           "check_backbone_config", "load_builtin_backbones", "register_backbone"]
+           "check_backbone_config", "drop_removed_options",
+           "load_builtin_backbones", "register_backbone"]

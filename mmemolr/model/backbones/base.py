@@ -16,7 +16,10 @@ which of its states plays which role and why.
 
 A backbone's own hyper-parameters are a dataclass, ``Options``, read from
 ``model.backbone_options.<name>`` of the training config (``key=value`` overrides work as for every key:
-``model.backbone_options.dialoguegcn.window_past=4``) and validated like the rest of the config.
+``model.backbone_options.dialoguegcn.window_past=4``) and validated like the rest of the config. Its fields
+are declared with :func:`mmemolr.config.option` (documentation, the measurement or source that keeps
+them, allowed range: the docs' options table is generated from them); removed options are listed in the
+dataclass's ``REMOVED_KEYS``, as for the sections of the training config.
 """
 
 from __future__ import annotations
@@ -44,8 +47,6 @@ class Backbone(nn.Module):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
-    # Allowed values of the numeric options (interval notation, as mmemolr.train.config.RANGES).
-    RANGES: ClassVar[dict[str, str]] = {}
 
     @property
     def state_dim(self) -> int:
@@ -81,13 +82,13 @@ def backbone_class(name: str) -> type:
 
 def backbone_options(model: Any) -> Any:
     """The chosen backbone's options, validated from ``model.backbone_options[<name>]``."""
-    from mmemolr.config import ConfigError, check_ranges, from_dict
+    from mmemolr.config import ConfigError, check_ranges, field_ranges, from_dict
 
     cls = backbone_class(model.backbone)
     where = f"model.backbone_options.{model.backbone}"
     raw = _options_of(model.backbone_options or {}, model.backbone)
     options = from_dict(cls.Options, raw, where)
-    problems = check_ranges(options, {f"{where}.{k}": v for k, v in cls.RANGES.items()}, f"{where}.")
+    problems = check_ranges(options, field_ranges(cls.Options, f"{where}."), f"{where}.")
     check = getattr(cls, "check", None)
     problems += check(options) if check is not None else []
     if problems:
@@ -107,6 +108,20 @@ def _options_of(options: dict[str, Any], name: str) -> dict[str, Any]:
 
         raise ConfigError(f"model.backbone_options holds {name} twice (as {name} and {_key(name)}); keep one")
     return found[0] or {} if found else {}
+
+
+def drop_removed_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``model.backbone_options`` without the removed options that hold their "off" value (as a stored
+    config of an earlier version may); other values stay, so that validation names them."""
+    load_builtin_backbones()
+    out = {}
+    for name, values in options.items():
+        cls = next((c for n, c in BACKBONES.items() if _key(n) == _key(name)), None)
+        removed = getattr(cls.Options, "REMOVED_KEYS", {}) if cls is not None else {}
+        if isinstance(values, dict):
+            values = {k: v for k, v in values.items() if not (k in removed and v == removed[k].off)}
+        out[name] = values
+    return out
 
 
 def check_backbone_config(model: Any) -> list[str]:
