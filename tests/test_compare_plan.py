@@ -98,11 +98,12 @@ def fake_results(run_dir, test: dict, seed: int, target: str = "rld", modalities
                                     "verdict": "refines" if seed else "static",
                                     "confusion": [[0.9, 0.05, 0.05]] * 3, "labels": labels}}}
            if target == "rld" else {}),
-        **({"agreement": {"test": {"kl_votes": 0.4 + seed / 100, "n_votes": 10, "predicted": None,
-                                   "target": {"voted_share": {"model": 0.6, "even": 0.3, "class_mean": 0.4,
-                                                              "annotators": 0.45},
-                                              "tv": {"model": 0.4, "even": 0.7, "class_mean": 0.6, "annotators": 0.55},
-                                              "beats_nulls": True} if target == "rld" else None}}}
+        **({"agreement": {split: {"kl_votes": base + seed / 100, "n_votes": 10, "predicted": None,
+                                  "target": {"voted_share": {"model": 0.6, "even": 0.3, "class_mean": 0.4,
+                                                             "annotators": 0.45},
+                                             "tv": {"model": 0.4, "even": 0.7, "class_mean": 0.6, "annotators": 0.55},
+                                             "beats_nulls": True} if target == "rld" else None}
+                          for split, base in (("test", 0.4), ("valid", 0.3))}}
            if votes else {}),
     })
 
@@ -223,6 +224,7 @@ def test_label_enhancement_on_a_corpus_with_votes_trains_on_them_and_shows_the_a
     with open(tmp_path / "table.csv", newline="") as fh:
         rows = {r["row"]: r for r in csv.DictReader(fh)}
     assert float(rows["RLD supervised"]["T voted_share_annotators"]) == pytest.approx(0.45)
+    assert float(rows["votes"]["T dev kl_votes"]) == pytest.approx(0.305)  # the dev split's, in the CSV
 
 
 def test_sweep_folder_of_another_corpus_is_refused(tmp_path):

@@ -230,6 +230,9 @@ def test_plan_errors_name_the_problem(features, tmp_path):
         make_plan("synth", features, overrides=["model.hidden=0"])
     with pytest.raises(FileNotFoundError, match="no prepared corpus"):
         make_plan("nope", features)
+    with pytest.raises(ValueError, match="target\\(s\\) votes train on annotator votes, and corpus 'synth' records none"):
+        make_plan("synth", features, modalities="t", targets=["onehot", "votes"], overrides=TINY)
+    assert "votes" not in make_plan("synth", features, preset="label-enhancement", modalities="t", overrides=TINY).rows
     for bad in (["--jobs", "0"], ["--threads", "0"], ["--features", "t"]):
         assert main(["compare", "--corpus", "synth", "--features-dir", str(features), *bad,
                      "--out", str(tmp_path / "x")]) == 1

@@ -98,7 +98,8 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
     dev: dict[tuple[str, str], dict[int, float]] = {}  # validation weighted F1 at the selected epoch
     runs, feature_files, fingerprints = [], {}, set()
     diag: dict[tuple[str, str], list[dict]] = {}
-    people: dict[tuple[str, str], list[dict]] = {}
+    people: dict[tuple[str, str], list[dict]] = {}  # agreement with the votes, test split
+    people_dev: dict[tuple[str, str], list[dict]] = {}  # the same on dev
     refined_runs: dict[tuple[str, str], list[tuple[Path, str]]] = {}
     for spec in plan.runs:
         run_dir = sweep_dir / spec.name
@@ -135,6 +136,10 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
             if agreement:
                 entry["agreement"] = flat_agreement(agreement)
                 people.setdefault((spec.row, spec.column), []).append(entry["agreement"])
+            agreement_dev = (results.get("agreement") or {}).get("valid")
+            if agreement_dev:
+                entry["agreement_valid"] = flat_agreement(agreement_dev)
+                people_dev.setdefault((spec.row, spec.column), []).append(entry["agreement_valid"])
             if refined:
                 target_name = (results.get("config") or {}).get("target", {}).get("name", "rld")
                 refined_runs.setdefault((spec.row, spec.column), []).append((run_dir, target_name))
@@ -144,7 +149,8 @@ def build_table(plan: SweepPlan, sweep_dir: Path) -> dict[str, Any]:
         {"row": row, "column": col, **{key: summarize(values.get((row, col), empty)[key]) for key, _ in METRICS},
          "valid_weighted_f1": summarize(dev.get((row, col), {})),
          "refinement": _mean_diagnostics(diag.get((row, col), []), refined_runs.get((row, col), [])),
-         "agreement": _mean_values(people.get((row, col), []))}
+         "agreement": _mean_values(people.get((row, col), [])),
+         "agreement_valid": _mean_values(people_dev.get((row, col), []))}
         for row in plan.rows for col in plan.columns
     ]
     comparisons = []
@@ -474,6 +480,7 @@ def format_csv(table: dict[str, Any]) -> str:
     if voted:
         for col in table["columns"]:
             headers += [f"{col} {key}" for key in agreement_keys]
+            headers += [f"{col} dev {key}" for key in agreement_keys]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
@@ -496,6 +503,8 @@ def format_csv(table: dict[str, Any]) -> str:
         if voted:
             for col in table["columns"]:
                 a = cells[(row, col)].get("agreement") or {}
+                line += [a.get(key) for key in agreement_keys]
+                a = cells[(row, col)].get("agreement_valid") or {}
                 line += [a.get(key) for key in agreement_keys]
         writer.writerow(["" if v is None else v for v in line])
     floor = table.get("floor")
