@@ -28,7 +28,7 @@ def dev_rows(sweep: Path, reference: str | None) -> tuple[list[str], list[list[s
             values.setdefault((spec.row, spec.column), {})[spec.seed] = results
     reference = reference or plan.baseline
     headers = ["row", "column", "seeds", "dev W-F1 %", "dev acc %", f"Δ dev W-F1 vs {reference}", "p",
-               "z[gold]", "mode share", "class spec.", "variation", "H other", "verdicts"]
+               "z[gold]", "class spec.", "spec. null", "variation", "H other", "verdicts"]
     rows = []
     for row in plan.rows:
         for col in plan.columns:
@@ -50,7 +50,7 @@ def dev_rows(sweep: Path, reference: str | None) -> tuple[list[str], list[list[s
             verdicts = [d["verdict"] for d in diag]
             rows.append([row, col, str(len(runs)), mean_std_pct(list(wf1.values())),
                          mean_std_pct([r["valid"]["accuracy"] for r in runs.values()]), diff, p,
-                         mean("gold_mass"), mean("mode_share"), mean("specificity"), mean("variation"),
+                         mean("gold_mass"), mean("specificity"), mean("specificity_null"), mean("variation"),
                          mean("entropy"), ", ".join(f"{v} {verdicts.count(v)}" for v in sorted(set(verdicts)))])
     return headers, rows
 
