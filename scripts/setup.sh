@@ -13,5 +13,5 @@ if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
 else
   $PIP install --quiet torch torchaudio
 fi
-$PIP install --quiet -e ".[dev,opensmile,ray]"
+$PIP install --quiet -e ".[dev,opensmile,ray,tensorboard]"
 .venv/bin/python -c "import torch, torchaudio, mmemolr; print('mmemolr', mmemolr.__version__, '| torch', torch.__version__, '| torchaudio', torchaudio.__version__)"

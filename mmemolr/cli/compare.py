@@ -65,6 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="feature file of modality M (t, a, v) when the corpus folder holds several")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their status, train nothing")
     parser.add_argument("--no-figures", action="store_true", help="write the table only")
+    parser.add_argument("--tensorboard", metavar="DIR", default=None,
+                        help="also write a TensorBoard log of every run into DIR/<run name> (per-epoch losses, dev "
+                        "metrics, refinement diagnostics; hparams with final metrics for the HParams view), e.g. "
+                        "--tensorboard runs/compare/meld-table6/tb; needs pip install 'mmemolr[tensorboard]'")
     parser.add_argument("--no-progress", action="store_true",
                         help="one plain line per finished run (rate, ETA) instead of progress bars; the default "
                         "when stderr is not a terminal")
@@ -97,6 +101,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from mmemolr.compare import format_text, make_executor, make_plan, run_sweep
     from mmemolr.compare.aggregate import run_status
 
+    if args.tensorboard:
+        from mmemolr.train.tblog import require
+
+        require()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else None
     plan = make_plan(args.corpus, args.features_dir, preset=args.preset, modalities=args.modalities,
@@ -119,7 +127,7 @@ def run_compare(args: argparse.Namespace) -> int:
           f"({len(plan.rows)} rows x {len(plan.columns)} columns x {len(plan.seeds)} seeds) in {out}; "
           f"executor {executor.describe()}", file=sys.stderr)
     report = run_sweep(plan, out, executor, progress="lines" if args.no_progress else True, batched=args.batched,
-                       group_size=args.group_size)
+                       group_size=args.group_size, tensorboard=args.tensorboard)
     print(format_text(report.table))
     print(f"\n{len(report.trained)} run(s) trained, {len(report.skipped)} already complete (skipped), "
           f"{len(report.failures)} failed, {report.seconds:.0f} s; table: {out / 'table.md'} (.csv, .json)")
@@ -128,7 +136,9 @@ def run_compare(args: argparse.Namespace) -> int:
 
         made = make_report(out)
         for name, path in made.items():
-            if name != "table":
+            if name == "report":
+                print(f"report: {path}")
+            elif name != "table":
                 print(f"figure {name}: {path}" + (" (unchanged, kept)" if name in made.reused else ""))
     if report.failures:
         lines = [f"  {f.name}: {f.error}" for f in report.failures]

@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None,
                         help="run folder (default: runs/<corpus>/<modalities>-<target>-seed<N>)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default 1; see docs/training.md)")
+    parser.add_argument("--tensorboard", metavar="DIR", default=None,
+                        help="also write a TensorBoard log into DIR/<run folder name>: per-epoch losses, dev "
+                        "metrics and refinement diagnostics, the hparams with the final metrics (needs "
+                        "pip install 'mmemolr[tensorboard]'; view with tensorboard --logdir DIR)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress output (default: a bar on a terminal, one line per epoch otherwise)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
@@ -83,11 +87,16 @@ def default_run_dir(config) -> Path:
 def run(args: argparse.Namespace) -> int:
     from mmemolr.train.run import run_training
 
+    if args.tensorboard:
+        from mmemolr.train.tblog import require
+
+        require()
     if args.seeds is not None:
         return run_seeds(args)
     config = resolve_config(args)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
-    results = run_training(config, run_dir, Path(args.features_dir), progress=not args.quiet, threads=args.threads)
+    results = run_training(config, run_dir, Path(args.features_dir), progress=not args.quiet, threads=args.threads,
+                           tensorboard=args.tensorboard)
     print(results_table(results))
     for warning in results.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
@@ -108,7 +117,7 @@ def run_seeds(args: argparse.Namespace) -> int:
     configs = [dataclasses.replace(base, seed=seed) for seed in parse_seed_list(args.seeds)]
     run_dirs = [Path(args.out) / f"seed{c.seed}" if args.out else default_run_dir(c) for c in configs]
     all_results = train_group(configs, run_dirs, Path(args.features_dir), progress=not args.quiet,
-                              threads=args.threads)
+                              threads=args.threads, tensorboard=args.tensorboard)
     rows = [[c.seed, r["best_epoch"], r["epochs_run"], r["valid"]["weighted_f1"] * 100,
              r["test"]["weighted_f1"] * 100, str(d)] for c, r, d in zip(configs, all_results, run_dirs)]
     print(format_table(["seed", "best epoch", "epochs", "dev W-F1 %", "test W-F1 %", "run folder"], rows,

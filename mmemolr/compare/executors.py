@@ -41,6 +41,7 @@ class RunTask:
     # A batched group (mmemolr.train.batched): one task training these runs ({name, run_dir, config}) as
     # one model; ``name``, ``run_dir`` and ``config`` above are then those of its first run.
     members: list[dict[str, Any]] | None = None
+    tensorboard: str | None = None  # each run also logs into <tensorboard>/<run name> (mmemolr.train.tblog)
 
 
 @dataclass
@@ -88,8 +89,9 @@ def execute_task(task: RunTask) -> Outcome:
     start = time.perf_counter()
     try:
         config = from_dict(TrainConfig, task.config)
+        extra = {"tensorboard": task.tensorboard} if task.tensorboard else {}
         results = _load_trainer(task.trainer)(config, run_dir, Path(task.features_dir), progress=task.progress,
-                                              threads=task.threads)
+                                              threads=task.threads, **extra)
         files = None
         if scratch is not None:
             files = {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
@@ -129,7 +131,7 @@ def execute_group(task: RunTask) -> list[Outcome]:
     try:
         configs = [from_dict(TrainConfig, m["config"]) for m in members]
         results = train_group(configs, run_dirs, Path(task.features_dir), progress=task.progress,
-                              threads=task.threads)
+                              threads=task.threads, tensorboard=task.tensorboard)
         seconds = time.perf_counter() - start
         outcomes = []
         for m, run_dir, res in zip(members, run_dirs, results):

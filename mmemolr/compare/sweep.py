@@ -39,7 +39,7 @@ from mmemolr.fuse import (
 from mmemolr.fuse.sources import CHOOSE_BY_FLAG
 from mmemolr.progress import Progress, resolve_mode
 from mmemolr.store import find_feature_files, read_features
-from mmemolr.train import rundir
+from mmemolr.train import rundir, tblog
 from mmemolr.train.config import TrainConfig, check_train_config, default_config_path
 
 
@@ -134,9 +134,11 @@ def write_plan(plan: SweepPlan, sweep_dir: Path) -> None:
     write_json_atomic(sweep_dir / SWEEP_FILE, plan.to_dict())
 
 
-def sweep_tasks(plan: SweepPlan, sweep_dir: Path, progress: bool = False) -> tuple[list[RunTask], list[str]]:
+def sweep_tasks(plan: SweepPlan, sweep_dir: Path, progress: bool = False,
+                tensorboard: str | Path | None = None) -> tuple[list[RunTask], list[str]]:
     """Tasks of the runs still to do, and names of the complete ones. A run folder made with another
-    config is an error before anything starts."""
+    config is an error before anything starts. ``tensorboard``: the runs log there (mmemolr.train.tblog);
+    a complete run's log is written here, from its run folder, unless it is up to date."""
     tasks, done = [], []
     described: dict[Path, dict] = {}  # feature file -> its record, each file read once
 
@@ -160,9 +162,11 @@ def sweep_tasks(plan: SweepPlan, sweep_dir: Path, progress: bool = False) -> tup
                                      "to train it again on the new ones")
         if run_status(run_dir) == "complete":
             done.append(spec.name)
+            tblog.attach(tensorboard, run_dir, wanted, complete=rundir.read_results(run_dir))
             continue
         tasks.append(RunTask(name=spec.name, run_dir=str(run_dir.resolve()), sweep_dir=str(sweep_dir.resolve()),
-                             config=wanted, features_dir=plan.features_dir, progress=progress))
+                             config=wanted, features_dir=plan.features_dir, progress=progress,
+                             tensorboard=str(Path(tensorboard).resolve()) if tensorboard else None))
     return tasks, done
 
 
@@ -206,12 +210,15 @@ def batched_default(plan: SweepPlan) -> bool:
 
 def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | RayExecutor,
               progress: bool | str = True, batched: bool | None = False,
-              group_size: int | None = None) -> SweepReport:
+              group_size: int | None = None, tensorboard: str | Path | None = None) -> SweepReport:
     """Run every unfinished run of ``plan`` in ``sweep_dir``; rewrite the table after each one.
 
     ``batched``: train the runs that differ only in seed and modalities as one batched model per group
     of at most ``group_size`` (mmemolr.train.batched; one executor task per group); None: the
     measured default (:func:`batched_default`).
+
+    ``tensorboard``: every run also writes a TensorBoard log into ``<tensorboard>/<run name>``
+    (mmemolr.train.tblog; from the process that trains it).
 
     ``progress``: True a bar on a terminal (with each run's epoch bar when one job runs here) and one line
     per finished run otherwise, ``"lines"`` those lines always, False nothing.
@@ -222,7 +229,7 @@ def run_sweep(plan: SweepPlan, sweep_dir: str | Path, executor: LocalExecutor | 
     ensure_floor(plan, sweep_dir)  # generalization: the context-free floor beside the table (~20 s)
     single = isinstance(executor, LocalExecutor) and executor.jobs == 1
     mode = resolve_mode(progress)
-    tasks, done = sweep_tasks(plan, sweep_dir, progress=mode == "bar" and single)
+    tasks, done = sweep_tasks(plan, sweep_dir, progress=mode == "bar" and single, tensorboard=tensorboard)
     if batched is None:
         batched = batched_default(plan)
     if batched and tasks:

@@ -194,6 +194,20 @@ def refinement_diagnostics(z: np.ndarray, gold: np.ndarray, labels: Sequence[str
     return result
 
 
+# Per-epoch columns of metrics.csv (valid_refine_<name>): the dev split's diagnostics after each epoch (the
+# neighbour test needs the model's states and is left to the final evaluation).
+EPOCH_DIAGNOSTICS = ("gold_mass", "specificity", "specificity_null", "variation", "entropy")
+
+
+def epoch_diagnostics(z: np.ndarray | None, gold: np.ndarray, labels: Sequence[str]) -> dict[str, float | None]:
+    """The metrics.csv columns ``valid_refine_<name>`` of one epoch (the dev split's target distributions
+    ``z``); empty when the target does not refine (``z`` None)."""
+    if z is None:
+        return {}
+    d = refinement_diagnostics(z, gold, labels)
+    return {f"valid_refine_{key}": d[key] for key in EPOCH_DIAGNOSTICS}
+
+
 def verdict(d: dict[str, Any]) -> tuple[str, str]:
     """(verdict, the check that decided it)."""
     if not d.get("gold_mass_fixed") and d["gold_mass"] < DRIFTED_GOLD_MASS:

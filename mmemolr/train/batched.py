@@ -353,9 +353,11 @@ class GroupTrainer:
 
 
 def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], features_dir: str | Path = "features",
-                progress: bool | str = True, threads: int | None = None) -> list[dict[str, Any]]:
+                progress: bool | str = True, threads: int | None = None,
+                tensorboard: str | Path | None = None) -> list[dict[str, Any]]:
     """Train the runs ``configs`` (one group: equal :func:`group_key`) into ``run_dirs`` as one batched
-    model; returns each run's results dict (complete runs are returned as stored, started ones resume)."""
+    model; returns each run's results dict (complete runs are returned as stored, started ones resume).
+    ``tensorboard``: each run also logs into ``<tensorboard>/<run folder name>`` (mmemolr.train.tblog)."""
     if len(configs) != len(run_dirs) or not configs:
         raise ValueError("train_group needs one run folder per config, and at least one config")
     for config in configs:
@@ -383,7 +385,7 @@ def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], 
     resumed_rng = None
     for config, run_dir in zip(configs, map(Path, run_dirs)):
         codes = normalise_modalities(config.modalities)
-        start = begin_run(config, run_dir, features_dir, restrict(union, codes, fused=False))
+        start = begin_run(config, run_dir, features_dir, restrict(union, codes, fused=False), tensorboard)
         results.append(start.complete)
         if start.complete is not None:
             continue

@@ -27,8 +27,8 @@ from mmemolr.model import bptt
 from mmemolr.model.dropout import dropout_generator
 from mmemolr.progress import Progress
 from mmemolr.targets.agreement import agreement_with_votes, annotator_class_shapes
-from mmemolr.targets.diagnostics import refinement_diagnostics
-from mmemolr.train import commit, rundir
+from mmemolr.targets.diagnostics import epoch_diagnostics, refinement_diagnostics
+from mmemolr.train import commit, rundir, tblog
 from mmemolr.train.budget import resolve_budget
 from mmemolr.train.build import EmoLRModel, build_model
 from mmemolr.train.checkpoint import (
@@ -54,19 +54,21 @@ INPUTS_REMEDY = ("restore the original file(s) to resume, or train into another 
 def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("features"),
                  progress: bool | str = True,
                  threads: int | None = None,
-                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> dict:
+                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+                 tensorboard: str | Path | None = None) -> dict:
     """Train (resuming from run_dir/last.pt if present; returning the stored results if run_dir/results.json
     says complete), write the run folder, return the results dict. Resuming or reusing a run needs the
     same config and the same feature file contents it started with (rundir.check_same_inputs).
 
     ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is on disk. ``progress``: True a
     bar on a terminal and one line per epoch otherwise, ``"lines"`` lines always, False nothing.
+    ``tensorboard``: also log into ``<tensorboard>/<run folder name>`` (mmemolr.train.tblog).
     """
     check_train_config(config)
     config = resolve_budget(config, features_dir)
     run_dir = Path(run_dir)
     commit.settle(run_dir)  # a run of a batched group killed mid-epoch-commit
-    start = begin_run(config, run_dir, features_dir)
+    start = begin_run(config, run_dir, features_dir, tensorboard=tensorboard)
     if start.complete is not None:
         return start.complete
     prepared, inputs = start.prepared, start.inputs
@@ -110,9 +112,10 @@ def run_training(config: TrainConfig, run_dir: Path, features_dir: Path = Path("
             t0 = time.perf_counter()
             train_loss = train_epoch(model, data, train, optimizer, config.optim, generator, device,
                                      epoch=state["epoch"], dropout=dropout)
-            valid = evaluate(model, data, dev, EVAL_BATCH_DIALOGUES, device)
+            valid = evaluate(model, data, dev, EVAL_BATCH_DIALOGUES, device, refined=True)
             scores = classification_metrics(valid.gold, valid.pred, data.labels)
             row = epoch_row(epoch, train_loss, valid.loss, scores, time.perf_counter() - t0)
+            row.update(epoch_diagnostics(valid.refined, valid.gold, data.labels))
             record_epoch(config, run_dir, state, row, lambda: cpu_copy(model.state_dict()))
             last = {"format": LAST_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(), "dropout_generator": dropout.get_state(), "rng": rng_state(),
@@ -140,10 +143,11 @@ class RunStart:
 
 
 def begin_run(config: TrainConfig, run_dir: Path, features_dir: Path,
-              prepared: PreparedData | None = None) -> RunStart:
+              prepared: PreparedData | None = None, tensorboard: str | Path | None = None) -> RunStart:
     """The checks before a run trains or is reused: same config and same feature files as the run folder
     holds (if any); loads the data unless ``prepared`` (the same data, e.g. cut from a group's union by
-    mmemolr.train.batched) is given. Removes a killed process's half-written files when resuming."""
+    mmemolr.train.batched) is given. Removes a killed process's half-written files when resuming.
+    ``tensorboard``: the run's TensorBoard log goes into that folder (mmemolr.train.tblog)."""
     wanted = json.loads(json.dumps(to_dict(config), default=str))  # as results.json will hold it
     stored = rundir.read_results(run_dir)
     complete = stored is not None and stored.get("status") == "complete"
@@ -160,6 +164,7 @@ def begin_run(config: TrainConfig, run_dir: Path, features_dir: Path,
     inputs = {code: describe_file(ff) for code, ff in prepared.files.items()}
     if complete or resuming:
         rundir.check_same_inputs(run_dir, rundir.recorded_inputs(run_dir), inputs, INPUTS_REMEDY)
+    tblog.attach(tensorboard, run_dir, wanted, complete=stored if complete else None)
     if complete:
         return RunStart(stored, None, inputs, False)
     if run_dir.exists():
@@ -307,6 +312,7 @@ def finish_run(config: TrainConfig, run_dir: Path, prepared: PreparedData, input
             for name, ev in evaluations}
     rundir.write_results(run_dir, results)
     (run_dir / rundir.LAST).unlink(missing_ok=True)
+    tblog.log_final(run_dir, history, results)
     return results
 
 

@@ -28,6 +28,7 @@ import yaml
 
 from mmemolr.config import ConfigError, dump_yaml, from_dict, to_dict
 from mmemolr.fileio import atomic_path, write_json_atomic, write_text_atomic
+from mmemolr.train import tblog
 from mmemolr.train.config import TrainConfig, upgrade_stored_config
 
 CONFIG = "config.yaml"
@@ -69,16 +70,36 @@ def write_config(run_dir: Path, config: Any) -> None:
 
 
 def write_metrics(run_dir: Path, history: Sequence[dict[str, Any]]) -> None:
+    """metrics.csv: METRIC_COLUMNS, then any other columns of the rows (e.g. the refinement diagnostics
+    valid_refine_*), empty where a row has none; metrics.json: the rows as they are. The run's TensorBoard
+    log, if it has one, follows (mmemolr.train.tblog)."""
+    columns = list(METRIC_COLUMNS)
+    for row in history:
+        columns += [c for c in row if c not in columns]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(METRIC_COLUMNS)
+    writer.writerow(columns)
     for row in history:
-        writer.writerow([_fmt(row[c]) for c in METRIC_COLUMNS])
+        writer.writerow([_fmt(row.get(c)) for c in columns])
     write_text_atomic(run_dir / METRICS_CSV, buf.getvalue())
     write_json_atomic(run_dir / METRICS_JSON, list(history))
+    tblog.log_epochs(run_dir, history)
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch rows of metrics.json; empty when the run has none yet."""
+    path = Path(run_dir) / METRICS_JSON
+    if not path.exists():
+        return []
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it (it is rewritten after the next epoch)") from None
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
         return f"{value:.6f}"
     return str(value)
@@ -137,18 +158,19 @@ def check_same_config(run_dir: Path, stored: dict | None, wanted: dict) -> None:
             pass  # a key this version does not know: compared as stored, so it shows in the message
         if stored == wanted:
             return
-        flat_stored, flat_wanted = _flat(stored), _flat(wanted)
+        flat_stored, flat_wanted = flatten(stored), flatten(wanted)
         diffs = [key for key, value in flat_wanted.items() if flat_stored.get(key) != value]
         diffs += [key for key in flat_stored if key not in flat_wanted]
         raise ValueError(f"{run_dir} holds a run with another config (differs in {', '.join(diffs) or 'layout'}); "
                          "choose another --out folder or delete that one")
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys: {"optim": {"lr": 1}} -> {"optim.lr": 1}."""
     out: dict[str, Any] = {}
     for key, value in d.items():
         if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
