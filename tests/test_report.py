@@ -58,7 +58,8 @@ def test_run_report_and_chosen_utterances(sweep, tmp_path):
     rows = load_run(run_dir).predictions()
     wanted = [rows[3]["utterance_id"], rows[0]["utterance_id"]]
     made = make_report(run_dir, tmp_path / "fig", utterances=wanted)
-    assert set(made) == {"per_class_f1", "confusion", "tsne", "refinement", "learned_confusion"}
+    assert set(made) == {"per_class_f1", "confusion", "tsne", "refinement", "learned_confusion", "curves", "report"}
+    assert made.pop("report") == run_dir / "report.html"
     for path in made.values():
         _png(path)
     with pytest.raises(ValueError, match=r"\['nope'\] are not in the test predictions"):
@@ -175,3 +176,112 @@ def test_report_reuses_figures_whose_inputs_did_not_change(sweep, tmp_path, caps
     # another option for a figure, or a changed run, draws that figure again
     assert main(["report", str(sweep), "--out", str(out), "--tsne-max", "11"]) == 0
     assert "tsne: " + str(out / "tsne.png") + "\n" in capsys.readouterr().out
+
+
+# --- report.html (the browser test: tests/test_report_browser.py) ------------------------------------------
+
+def _page_parts(path: Path) -> dict:
+    """Headers and body rows of the comparison table, section ids and every image's source."""
+    from html.parser import HTMLParser
+
+    class Parser(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.parts = [], {"headers": [], "rows": [], "sections": [], "images": []}
+            self.in_table = False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "section":
+                self.parts["sections"].append(attrs.get("id"))
+                self.in_table = attrs.get("id") == "table"
+            if tag == "img":
+                self.parts["images"].append(attrs["src"])
+            if self.in_table and tag in ("thead", "tbody", "tfoot"):
+                self.where = tag
+            if self.in_table and tag == "tr" and getattr(self, "where", "") == "tbody":
+                self.parts["rows"].append([])
+            if self.in_table and tag in ("th", "td") and getattr(self, "where", "") in ("thead", "tbody"):
+                (self.parts["headers"] if tag == "th" else self.parts["rows"][-1]).append("")
+            self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            self.stack.pop()
+
+        def handle_data(self, data):
+            if self.in_table and self.stack and self.stack[-1] == "th" and self.where == "thead":
+                self.parts["headers"][-1] += data
+            if self.in_table and self.stack and self.stack[-1] == "td" and self.where == "tbody":
+                self.parts["rows"][-1][-1] += data
+
+    parser = Parser()
+    text = path.read_text(encoding="utf-8")
+    parser.feed(text)
+    assert text.rstrip().endswith("</html>")
+    return parser.parts
+
+
+def test_page_shows_the_table_as_table_rows_gives_it_with_any_new_column(sweep, tmp_path, monkeypatch):
+    from mmemolr.compare import aggregate
+    from mmemolr.report import page
+
+    made = make_report(sweep, tmp_path / "fig", tsne=False)
+    parts = _page_parts(made["report"])
+    headers, rows = aggregate.table_rows(json.loads((sweep / "table.json").read_text()))
+    assert parts["headers"] == headers and parts["rows"] == rows
+    assert parts["sections"] == ["table", "curves", "figures", "cases", "runs"]
+    assert all(src.startswith("data:image/png;base64,") for src in parts["images"])  # self-contained
+    assert len(parts["images"]) == len([n for n in made if n not in ("table", "report")])
+    assert "http://" not in made["report"].read_text() and "https://" not in made["report"].read_text()
+
+    def with_agreement(table):  # a column added to the table later shows up without a change to the page
+        headers, rows = aggregate.table_rows(table)
+        return [*headers, "agreement (test)"], [[*row, "0.42"] for row in rows]
+
+    monkeypatch.setattr(page, "table_rows", with_agreement)
+    parts = _page_parts(page.write_page(sweep, made))
+    assert parts["headers"][-1] == "agreement (test)" and all(r[-1] == "0.42" for r in parts["rows"])
+
+
+def test_page_names_missing_runs_and_never_breaks(sweep, tmp_path):
+    import shutil
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    (copy / "t_rld_seed1" / "results.json").unlink()  # partly trained
+    (copy / "t_onehot_seed1" / "results.json").unlink()
+    (copy / "t_onehot_seed1" / "error.log").write_text("RuntimeError: out of memory\n\ntraceback")
+    shutil.rmtree(copy / "t_rld-no-sim-ctx_seed0")  # never started
+    made = make_report(copy, tsne=False)
+    text = made["report"].read_text()
+    assert "3 of 8 runs are missing" in text
+    assert "t_rld_seed1</a> (partial)" in text and "rerun the same `mmemolr compare` command" in text
+    assert "t_onehot_seed1</a> (failed): RuntimeError: out of memory" in text
+    assert "t_rld-no-sim-ctx_seed0</a> (pending): not started" in text
+    assert "<b>t_onehot_seed1</b> · failed" in text  # and in the runs part, with its error
+    assert len(_page_parts(made["report"])["rows"]) == 4  # the table keeps its settings, with what is done
+    # damaged predictions stop the refinement figure (the command fails) and break the case studies' part
+    # only: the page says what went wrong and shows the rest
+    predictions = copy / "t_rld_seed0" / "predictions.csv"
+    predictions.write_text(predictions.read_text().splitlines()[0] + "\ntest/d0_u0,test/d0,joy\n")
+    with pytest.raises(TypeError):
+        make_report(copy, tsne=False)
+    text = (copy / "report.html").read_text()
+    assert "The figures could not be made: TypeError" in text and "This part could not be built: TypeError" in text
+    assert 'id="table"' in text and 'id="runs"' in text and text.endswith("</html>\n")
+    # a damaged results.json stops the table and figures; the page says so
+    (copy / "t_rld-no-sim-speaker_seed1" / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        make_report(copy, tsne=False)
+    text = (copy / "report.html").read_text()
+    assert "The figures could not be made: ValueError" in text and "damaged" in text and text.endswith("</html>\n")
+
+
+def test_run_page_and_escaping(sweep, tmp_path):
+    from mmemolr.report.page import html_table
+
+    made = make_report(sweep / "t_rld_seed0", tmp_path / "fig", tsne=False)
+    text = made["report"].read_text()
+    assert "Selected epoch <b>" in text and 'id="run-t_rld_seed0" open' in text and 'href="metrics.csv"' in text
+    assert 'id="cases"' in text and "tr class=selected" in text
+    assert "&lt;script&gt;" in html_table(["a"], [["<script>alert(1)</script>"]])

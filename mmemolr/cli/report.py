@@ -11,8 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report", help="figures (PNG) of a run or sweep folder; rebuilds a sweep's table from its run folders",
         description="For a sweep folder (mmemolr compare): table.md/.csv/.json plus comparison bars, per-class F1, "
-        "confusion matrices, t-SNE of the test emotion states (one-hot beside RLD) and refined label "
-        "distributions. For a run folder (mmemolr train): the same figures of that run.",
+        "confusion matrices, t-SNE of the test emotion states (one-hot beside RLD), refined label "
+        "distributions and training curves; then report.html in the folder: one self-contained page with the "
+        "table (sortable), every figure, the case studies in their dialogues and each run's details. For a run "
+        "folder (mmemolr train): the same for that run.",
     )
     parser.add_argument("path", help="sweep folder (holds sweep.json) or run folder (holds results.json)")
     parser.add_argument("--out", help="folder for the figures (default: PATH/figures)")
@@ -37,6 +39,8 @@ def run_report(args: argparse.Namespace) -> int:
         table = json.loads((Path(args.path) / "table.json").read_text(encoding="utf-8"))
         print(format_text(table))
         print()
+    page = made.pop("report")
     for name, path in made.items():
         print(f"{name}: {path}" + (" (inputs unchanged since it was drawn: kept)" if name in made.reused else ""))
+    print(f"report: {page} (one page with the table, curves, figures, case studies and runs; opens offline)")
     return 0

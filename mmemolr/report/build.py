@@ -140,15 +140,17 @@ def _probs(row: dict[str, str], prefix: str, labels: Sequence[str]) -> np.ndarra
     return np.array([float(row[f"{prefix}_{lab}"]) for lab in labels])
 
 
-def refinement_figure(rld: RunData, onehot: RunData | None, out: Path, wanted: Sequence[str] | None) -> Path | None:
+def refinement_examples(rld: RunData, onehot: RunData | None,
+                        wanted: Sequence[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The case studies of the refinement figure (and of report.html): per chosen test utterance its id,
+    text, gold label and ``series`` (one-hot label, refined target, predictions) over the labels; and the
+    series' names. Empty when the run has no refined distributions."""
     prefix = rld.refined_prefix()
     rows = rld.predictions()
     if prefix is None or not rows:
-        return None
+        return [], []
     labels = rld.labels
     chosen = choose_examples(rows, labels, prefix, wanted)
-    if not chosen:
-        return None
     other = {r["utterance_id"]: r for r in (onehot.predictions() or [])} if onehot else {}
     votes = f"votes_{labels[0]}" in chosen[0]
     names = ["one-hot label", *(["annotators' votes"] if votes else []), f"refined target ({prefix.upper()})",
@@ -167,7 +169,27 @@ def refinement_figure(rld: RunData, onehot: RunData | None, out: Path, wanted: S
         if r["utterance_id"] in other:
             series["prediction, one-hot run"] = _probs(other[r["utterance_id"]], "prob", labels)
         examples.append({"id": r["utterance_id"], "text": r.get("text", ""), "gold": r["gold"], "series": series})
-    return figures.refinement_panels(examples, labels, out / "refinement.png", names)
+    return examples, names
+
+
+def refinement_figure(rld: RunData, onehot: RunData | None, out: Path, wanted: Sequence[str] | None) -> Path | None:
+    examples, names = refinement_examples(rld, onehot, wanted)
+    if not examples:
+        return None
+    return figures.refinement_panels(examples, rld.labels, out / "refinement.png", names)
+
+
+def curves_figure(panels: Sequence[tuple[str, Sequence[RunData]]], out: Path) -> Path | None:
+    """figures/curves.png: one panel per setting (``panels``: title, its runs), one line per run."""
+    drawn = []
+    for title, runs in panels:
+        lines = [(f"seed {r.seed}", r.history(), int(r.results.get("best_epoch") or 0)) for r in runs]
+        lines = [line for line in lines if line[1]]
+        if lines:
+            drawn.append((title, lines))
+    if not drawn:
+        return None
+    return figures.training_curves(drawn, out / "curves.png", ncols=min(3, len(drawn)))
 
 
 def tsne_figure(runs: Sequence[tuple[str, RunData]], out: Path, max_points: int) -> Path | None:
@@ -224,6 +246,8 @@ def report_sweep(sweep_dir: Path, out: Path, utterances: Sequence[str] | None = 
     cells = [(row, col) for row in plan.rows for col in plan.columns if cell_runs.get((row, col))]
     names = [row if single else f"{row} / {col}" for row, col in cells]
     support = [all_runs[0].results["test"].get("support", {}).get(lab, 0) for lab in labels]
+    cache.draw("curves", _run_files(all_runs, "metrics.json"), names,
+               lambda: curves_figure([(name, cell_runs[c]) for name, c in zip(names, cells)], out))
     cache.draw("per_class_f1", _run_files(all_runs), names, lambda: figures.per_class_f1_heatmap(
         names, np.array([_mean_per_class(cell_runs[c], labels) for c in cells]), labels, out / "per_class_f1.png",
         support=support))
@@ -268,6 +292,7 @@ def report_run(run_dir: Path, out: Path, utterances: Sequence[str] | None = None
     test = run.results["test"]
     cache = FigureCache(out)
     name = f"{run.path.name} ({run.target.get('name', '?')})"
+    cache.draw("curves", _run_files([run], "metrics.json"), name, lambda: curves_figure([(name, [run])], out))
     cache.draw("per_class_f1", _run_files([run]), name, lambda: figures.per_class_f1_heatmap(
         [name], np.array([[test["per_class_f1"][lab] for lab in labels]]), labels, out / "per_class_f1.png",
         support=[test.get("support", {}).get(lab, 0) for lab in labels], how="one run"))
@@ -291,11 +316,21 @@ def report_run(run_dir: Path, out: Path, utterances: Sequence[str] | None = None
 
 def make_report(path: str | Path, out: str | Path | None = None, utterances: Sequence[str] | None = None,
                 tsne: bool = True, tsne_max: int = 2000) -> Figures:
-    """Figures (and, for a sweep, the table files) for a sweep folder or a single run folder."""
+    """Figures (and, for a sweep, the table files) for a sweep folder or a single run folder, then
+    ``report.html`` in that folder (mmemolr.report.page; ``made["report"]``). When the figures fail, the
+    page is still written, saying why, and the error is raised."""
+    from mmemolr.report import page
+
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a folder; give a sweep folder (with {SWEEP_FILE}) or a run folder")
     out = Path(out) if out else path / "figures"
-    if (path / SWEEP_FILE).exists():
-        return report_sweep(path, out, utterances, tsne, tsne_max)
-    return report_run(path, out, utterances, tsne, tsne_max)
+    sweep = (path / SWEEP_FILE).exists()
+    try:
+        made = (report_sweep if sweep else report_run)(path, out, utterances, tsne, tsne_max)
+    except Exception as err:
+        if sweep or (path / "config.yaml").exists():
+            page.write_page(path, Figures(), utterances, error=err)
+        raise
+    made["report"] = page.write_page(path, made, utterances)
+    return made

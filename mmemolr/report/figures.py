@@ -4,7 +4,8 @@
 - t-SNE of the test emotion states e_t, one-hot run beside RLD run (the paper's Figure 3),
 - refined label distribution vs one-hot label vs prediction for chosen utterances (Figure 4),
 - the learned label confusions of refining targets: mean target distribution per gold class,
-- per-class F1 and confusion matrices.
+- per-class F1 and confusion matrices,
+- training curves: train and dev loss and dev weighted F1 per epoch, the selected epoch marked.
 """
 
 from __future__ import annotations
@@ -207,6 +208,12 @@ def learned_confusion_grid(panels: Sequence[tuple[str, Sequence[Sequence[float] 
 
     A target that refines shows class-specific off-diagonal patterns; one constant offset shows as the
     same off-diagonal column lit in every row; label smoothing as an even off-diagonal."""
+    return _save(learned_confusion_figure(panels, labels, ncols), path)
+
+
+def learned_confusion_figure(panels: Sequence[tuple[str, Sequence[Sequence[float] | None]]], labels: Sequence[str],
+                             ncols: int = 3) -> Any:
+    """The matplotlib figure of :func:`learned_confusion_grid` (also logged to TensorBoard)."""
     ncols = max(1, min(ncols, len(panels)))
     nrows = int(np.ceil(len(panels) / ncols))
     size = 0.55 * len(labels) + 1.8
@@ -232,6 +239,47 @@ def learned_confusion_grid(panels: Sequence[tuple[str, Sequence[Sequence[float] 
     if any(name.startswith("annotators") for name, _ in panels):
         title += "\nannotators: their mean vote shares per gold class on the train split"
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[dict[str, Any]], int]]]],
+                    path: Path, ncols: int = 3) -> Path:
+    """Per setting (``panels``: title, [(run label, metrics rows, selected epoch)]): train and dev loss per
+    epoch above, dev weighted F1 below; one colour per run (its seeds), the selected epoch as a star."""
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(4.6 * ncols, 5.0 * nrows), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.0, 0.8] * nrows})
+    for k, (title, runs) in enumerate(panels):
+        top, bottom = axes[2 * (k // ncols)][k % ncols], axes[2 * (k // ncols) + 1][k % ncols]
+        for (label, rows, best), color in zip(runs, _colors(len(runs))):
+            epochs = [int(r["epoch"]) for r in rows]
+            series = {key: [np.nan if r.get(key) is None else float(r[key]) for r in rows]
+                      for key in ("train_loss", "valid_loss", "valid_weighted_f1")}
+            top.plot(epochs, series["train_loss"], color=color, linewidth=1.2, label=f"{label} train")
+            top.plot(epochs, series["valid_loss"], color=color, linewidth=1.2, linestyle="--", label=f"{label} dev")
+            bottom.plot(epochs, [100 * v for v in series["valid_weighted_f1"]], color=color, linewidth=1.2,
+                        label=label)
+            if best in epochs:
+                i = epochs.index(best)
+                top.plot([best], [series["valid_loss"][i]], marker="*", color=color, markersize=10,
+                         markeredgecolor="black", markeredgewidth=0.5, linestyle="none")
+                bottom.plot([best], [100 * series["valid_weighted_f1"][i]], marker="*", color=color,
+                            markersize=11, markeredgecolor="black", markeredgewidth=0.5, linestyle="none")
+        top.set_title(title, fontsize=9)
+        top.set_ylabel("loss (solid train, dashed dev)", fontsize=8)
+        bottom.set_ylabel("dev weighted F1 (%)", fontsize=8)
+        bottom.set_xlabel("epoch (★ selected on dev)", fontsize=8)
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        bottom.legend(fontsize=7, loc="lower right")
+    for k in range(len(panels), nrows * ncols):
+        axes[2 * (k // ncols)][k % ncols].axis("off")
+        axes[2 * (k // ncols) + 1][k % ncols].axis("off")
+    fig.suptitle("training curves: loss and dev weighted F1 per epoch, one colour per run", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -48,6 +48,12 @@ class RunData:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in ("ids", "labels", "preds", "emotion_states")}
 
+    def history(self) -> list[dict[str, Any]]:
+        """metrics.json: one row per epoch (train and dev loss, dev metrics, diagnostics)."""
+        from mmemolr.train.rundir import read_history
+
+        return read_history(self.path)
+
     def predictions(self) -> list[dict[str, str]] | None:
         path = self.path / "predictions.csv"
         if not path.exists():
