@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up, then run the main job end to end offline from ../shared:
-# MELD text -> MiniLM text features -> EP+LR training (one-hot vs refined labels, 3 seeds) -> result table.
+# MELD text -> MiniLM text features -> EP+LR training (one-hot vs refined labels, 3 seeds) -> result table,
+# figures and report.html (TensorBoard logs in runs/compare/meld-table6/tb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,5 +12,6 @@ MMEMOLR=.venv/bin/mmemolr
 
 $MMEMOLR corpus prepare --corpus meld --root "$SHARED/data/meld"
 $MMEMOLR extract --corpus meld --modality text --model "$SHARED/models/all-MiniLM-L6-v2"
-$MMEMOLR compare --corpus meld --preset table6 --seeds "$SEEDS" --jobs 2 --out runs/compare/meld-table6
+$MMEMOLR compare --corpus meld --preset table6 --seeds "$SEEDS" --jobs 2 --out runs/compare/meld-table6 \
+  --tensorboard runs/compare/meld-table6/tb
 $MMEMOLR report runs/compare/meld-table6

@@ -10,8 +10,8 @@ from mmemolr.paths import REPO_ROOT
 
 
 def _quickstart_commands() -> list[list[str]]:
-    lines = (REPO_ROOT / "scripts" / "quickstart.sh").read_text().splitlines()
-    return [shlex.split(line)[1:] for line in lines if line.startswith("$MMEMOLR ")]
+    text = (REPO_ROOT / "scripts" / "quickstart.sh").read_text().replace("\\\n", " ")  # continued lines joined
+    return [shlex.split(line)[1:] for line in text.splitlines() if line.startswith("$MMEMOLR ")]
 
 
 def test_readme_uses_the_sweep_folder_of_the_quickstart():
@@ -29,3 +29,14 @@ def test_readme_uses_the_sweep_folder_of_the_quickstart():
     plan = build_plan(preset, corpus="meld", features_dir="features", corpus_name="meld", corpus_fingerprint="f",
                       modalities=["t"], seeds=[0])
     assert {r.split("/")[-1] for r in in_sweep} <= {spec.name for spec in plan.runs}
+
+
+def test_readme_opens_the_report_and_tensorboard_of_the_quickstart_sweep():
+    compare = next(c for c in _quickstart_commands() if c[0] == "compare")
+    sweep, logs = compare[compare.index("--out") + 1], compare[compare.index("--tensorboard") + 1]
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert f"{sweep}/report.html" in readme and f"tensorboard --logdir {logs}" in readme
+    shots = re.findall(r"!\[[^]]*\]\((docs/[^)]+\.png)\)", readme)
+    assert shots, "the README shows a screenshot of report.html"
+    for shot in shots:
+        assert (REPO_ROOT / shot).stat().st_size < 300_000, shot

@@ -19,7 +19,12 @@ from train_helpers import make_corpus, prepare
 from mmemolr.cli.main import main
 from mmemolr.train import tblog
 
-pytest.importorskip("tensorboard", reason="pip install 'mmemolr[tensorboard]' (scripts/setup.sh installs it)")
+try:
+    import tensorboard  # noqa: F401
+except ImportError:  # scripts/setup.sh installs it: in CI its absence is a failure
+    if os.environ.get("CI", "").lower() == "true":
+        raise
+    pytest.skip("pip install 'mmemolr[tensorboard]'", allow_module_level=True)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LABELS = ["neutral", "joy", "anger", "sadness"]  # four labels: every refinement diagnostic is defined

@@ -268,7 +268,7 @@ def training_curves(panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[dic
                 bottom.plot([best], [100 * series["valid_weighted_f1"][i]], marker="*", color=color,
                             markersize=11, markeredgecolor="black", markeredgewidth=0.5, linestyle="none")
         top.set_title(title, fontsize=9)
-        top.set_ylabel("loss (solid train, dashed dev)", fontsize=8)
+        top.set_ylabel("loss: train (solid), dev CE (dashed)", fontsize=8)
         bottom.set_ylabel("dev weighted F1 (%)", fontsize=8)
         bottom.set_xlabel("epoch (★ selected on dev)", fontsize=8)
         for ax in (top, bottom):
@@ -279,7 +279,8 @@ def training_curves(panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[dic
     for k in range(len(panels), nrows * ncols):
         axes[2 * (k // ncols)][k % ncols].axis("off")
         axes[2 * (k // ncols) + 1][k % ncols].axis("off")
-    fig.suptitle("training curves: loss and dev weighted F1 per epoch, one colour per run", fontsize=10)
+    fig.suptitle("training curves per epoch, one colour per run: the training target's loss (solid) and dev "
+                 "cross-entropy (dashed); dev weighted F1", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -44,8 +44,9 @@ RUN_FILES = ("config.yaml", "metrics.csv", "metrics.json", "results.json", "pred
 # Figure name -> what it shows; figures not listed are shown under their name.
 CAPTIONS = {
     "comparison": "Test weighted F1 and accuracy per setting: mean ± std over seeds (* paired t-test p < 0.05).",
-    "curves": "Training curves: train (solid) and dev (dashed) loss and dev weighted F1 per epoch, one colour "
-              "per run; ★ the epoch selected on dev.",
+    "curves": "Training curves per epoch, one colour per run: the training loss (solid; the target's loss, "
+              "KL to the refined distribution for RLD) and the dev cross-entropy (dashed), dev weighted F1 "
+              "below; ★ the epoch selected on dev.",
     "per_class_f1": "Per-class F1 on the test split.",
     "confusion": "Confusion matrices on the test split (% of each gold class).",
     "learned_confusion": "Learned label confusions of refining targets: the mean target distribution per gold class.",
