@@ -25,11 +25,11 @@ from urllib.parse import quote
 from mmemolr.compare.aggregate import (
     ERROR_FILE,
     FLOOR_ROW,
-    LEGEND,
     SWEEP_FILE,
     _describe,
     build_table,
     floor_lines,
+    legend,
     load_plan,
     run_status,
     table_rows,
@@ -266,10 +266,9 @@ def run_part(run_dir: Path, prefix: str, status: str, run: RunData | None, open_
             body.append(f'<p class="box warn">warning: {esc(warning)}</p>')
         refined = (results.get("refinement") or {}).get("test")
         if refined:
-            values = ", ".join(f"{k} {refined[k]:.3f}" for k in ("gold_mass", "mode_share", "specificity",
-                                                                   "variation", "entropy")
-                               if isinstance(refined.get(k), (int, float)))
-            body.append(f"<p>Refinement on the test split: <b>{esc(refined.get('verdict'))}</b> ({esc(values)}).</p>")
+            reason = refined.get("verdict_reason")
+            body.append(f"<p>Refinement on the test split: <b>{esc(refined.get('verdict'))}</b>"
+                        + (f" ({esc(reason)})" if reason else "") + ".</p>")
     elif history:
         summary.append(f"{len(history)} epoch(s) recorded")
     error = run_dir / ERROR_FILE
@@ -353,7 +352,7 @@ def sweep_body(folder: Path, made: dict[str, Path], utterances: Sequence[str] | 
         headers, rows = table_rows(table)
         body = [r for r in rows if r[0] != FLOOR_ROW]
         foot = [r for r in rows if r[0] == FLOOR_ROW]
-        notes = [*floor_lines(table), LEGEND]
+        notes = [*floor_lines(table), legend(table)]
         return (html_table(headers, body, css="sortable", foot=foot)
                 + "".join(f'<p class="small">{esc(line)}</p>' for line in notes)
                 + '<p class="small">Click a header to sort. Files: '
