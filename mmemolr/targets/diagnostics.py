@@ -196,8 +196,8 @@ def refinement_diagnostics(z: np.ndarray, gold: np.ndarray, labels: Sequence[str
 
 # Per-epoch columns of metrics.csv (valid_refine_<name>): the dev split's diagnostics after each epoch (the
 # neighbour test needs the model's states and is left to the final evaluation). The chance level of class
-# specificity from 100 permutations instead of 500: on MELD dev the diagnostics then cost about 1% of an
-# epoch instead of 5% (benchmarks/bench_epoch_diagnostics.py).
+# specificity from 100 permutations instead of 500: on MELD dev the diagnostics then cost 1.4% of an epoch
+# instead of 6.8% (benchmarks/bench_epoch_diagnostics.py).
 EPOCH_DIAGNOSTICS = ("gold_mass", "specificity", "specificity_null", "variation", "entropy")
 EPOCH_PERMUTATIONS = 100
 
