@@ -306,6 +306,13 @@ def test_a_seed_trains_bit_identically_whatever_its_partners(features, tmp_path)
     group, alone = _best(tmp_path / "0,1" / "seed1"), _best(tmp_path / "alone")
     for key in group:
         torch.testing.assert_close(group[key], alone[key], rtol=1e-4, atol=1e-5)
+    # the same metrics.csv columns, the dev split's refinement diagnostics per epoch included
+    group_rows, alone_rows = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "0,1" / "seed1",
+                                                                                     tmp_path / "alone"))
+    assert [r.keys() for r in group_rows] == [r.keys() for r in alone_rows]
+    assert "valid_refine_specificity" in alone_rows[0]
+    for g, a in zip(group_rows, alone_rows):
+        assert all(g[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5) for k in g if k != "seconds")
     tables, printed = [], []
     for size in ("1", "2"):
         out = tmp_path / f"compare{size}"

@@ -219,18 +219,31 @@ def _mean_diagnostics(per_seed: list[dict], runs: list[tuple[Path, str]] | None 
     return out
 
 
+# seed_agreement per cell, by the stamps of its runs' predictions.csv: `compare` rebuilds the table after every
+# run, and a cell's figure changes only when one of its runs does.
+_SEED_AGREEMENT: dict[tuple, dict[str, float] | None] = {}
+
+
 def _seed_agreement(runs: list[tuple[Path, str]]) -> dict[str, float] | None:
     """seed_agreement of the refined targets in the runs' test predictions (the utterances all of them hold)."""
-    from mmemolr.targets.diagnostics import seed_agreement
-
     if len(runs) < 2:
         return None
+    paths = [run_dir / "predictions.csv" for run_dir, _ in runs]
+    if not all(path.exists() for path in paths):
+        return None
+    key = tuple((str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size, prefix)
+                for path, (_, prefix) in zip(paths, runs))
+    if key not in _SEED_AGREEMENT:
+        _SEED_AGREEMENT[key] = _read_seed_agreement(runs)
+    return _SEED_AGREEMENT[key]
+
+
+def _read_seed_agreement(runs: list[tuple[Path, str]]) -> dict[str, float] | None:
+    from mmemolr.targets.diagnostics import seed_agreement
+
     tables = []
     for run_dir, _ in runs:
-        path = run_dir / "predictions.csv"
-        if not path.exists():
-            return None
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(run_dir / "predictions.csv", encoding="utf-8", newline="") as fh:
             tables.append({r["utterance_id"]: r for r in csv.DictReader(fh)})
     first = runs[0][1]
     labels = [h[len(first) + 1:] for h in next(iter(tables[0].values()), {}) if h.startswith(f"{first}_")]

@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from mmemolr.corpus.agreement import class_confusion
+
 DRIFTED_GOLD_MASS = 0.5
 SMOOTHING_ENTROPY = 0.95
 STATIC_VARIATION = 0.02
@@ -72,10 +74,7 @@ def tv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def class_means(shape: np.ndarray, gold: np.ndarray, n_classes: int) -> np.ndarray:
     """(C, C) mean shape per gold class; NaN rows for absent classes."""
-    out = np.full((n_classes, shape.shape[1]), np.nan)
-    for g in np.unique(gold):
-        out[g] = shape[gold == g].mean(0)
-    return out
+    return class_confusion(shape, gold, n_classes)[0]
 
 
 def distance_from_class_mean(z: np.ndarray, gold: np.ndarray) -> np.ndarray:
@@ -259,19 +258,22 @@ def seed_agreement(shapes: Sequence[np.ndarray], gold: np.ndarray, seed: int = 0
         deviations.append(shape - class_means(shape, gold, n_classes)[gold])
     rng = np.random.default_rng(seed)
     perms = within_class_permutations(gold, rng, permutations)
-
-    def corr(a: np.ndarray, b: np.ndarray) -> float:
-        a, b = a - a.mean(), b - b.mean()
-        denom = np.sqrt((a * a).sum() * (b * b).sum())
-        return float((a * b).sum() / denom) if denom > 0 else 0.0
-
+    rows, cols = np.nonzero(off)  # the entries off the gold label, in the order of ``[off]``
     observed, null = [], []
     for i in range(len(deviations)):
         for j in range(i + 1, len(deviations)):
-            a, b = deviations[i], deviations[j]
-            observed.append(corr(a[off], b[off]))
-            # Shuffled within class, row k of b moves to row perm[k]; compare on the entries off both golds.
-            null.append([corr(a[off], b[perm][off]) for perm in perms])
+            a, b = deviations[i][off], deviations[j][off]
+            a, b_mean = a - a.mean(), b.mean()
+            denom = np.sqrt((a * a).sum() * ((b - b_mean) ** 2).sum())
+            if denom == 0:
+                observed.append(0.0)
+                null.append(np.zeros(permutations))
+                continue
+            observed.append(float((b - b_mean) @ a / denom))
+            # Shuffled within class, row k takes row perm[k]: the gold label is the same, so the entries off
+            # the gold label are the same values in another order (same mean and norm): one product for all.
+            shuffled = deviations[j][perms[:, rows], cols] - b_mean  # (P, entries)
+            null.append(shuffled @ a / denom)
     obs, null_mean = float(np.mean(observed)), np.mean(null, axis=0)
     return {"r": obs, "null": float(null_mean.mean()), "null_sd": float(null_mean.std()),
             "p": float((1 + (null_mean >= obs).sum()) / (1 + permutations)), "seeds": len(shapes)}

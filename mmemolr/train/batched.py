@@ -48,6 +48,7 @@ from mmemolr.fuse.sources import MODALITY_NAMES, normalise_modalities
 from mmemolr.model import bptt
 from mmemolr.model.dropout import draw_masks, dropout_generator, dropout_sites
 from mmemolr.progress import Progress
+from mmemolr.targets.diagnostics import epoch_diagnostics
 from mmemolr.train import commit, rundir
 from mmemolr.train.budget import resolve_budget
 from mmemolr.train.build import EmoLRModel, build_model
@@ -335,21 +336,29 @@ class GroupTrainer:
     @torch.no_grad()
     def evaluate(self, active: list[int], data: FusedData, features: torch.Tensor,
                  dialogues: Sequence[DialogueIndex], batch_size: int):
-        """Per active run, its Evaluation (mmemolr.train.loop) of ``dialogues``."""
+        """Per active run, its Evaluation (mmemolr.train.loop) of ``dialogues``, with the refined target
+        distributions of a refining target as ``loop.evaluate(refined=True)`` gives them."""
         idx = torch.tensor(active, device=self.device)
         w = {k: self.weights[k][idx] for k in self.names}
         masks = self.stacked.input_masks[idx]
-        rows, gold, probs = [], [], [[] for _ in active]
+        refines = self.runs[active[0]].model.target.refines
+        rows, gold, probs, dist = [], [], [[] for _ in active], [[] for _ in active]
         for plan in batch_plan([len(d) for d in dialogues], batch_size, None, True):
             batch = collate(data, [dialogues[i] for i in plan])
             mask = batch.mask.to(self.device)
-            logits = self.stacked.predict(w, masks, features[batch.rows.to(self.device)],
-                                          batch.speakers.to(self.device), mask, batch.n_parties)
+            labels = batch.labels.to(self.device) if refines else None
+            votes = batch.votes.to(device=self.device, dtype=features.dtype) \
+                if refines and batch.votes is not None else None
+            logits, z = self.stacked.predict(w, masks, features[batch.rows.to(self.device)],
+                                             batch.speakers.to(self.device), mask, batch.n_parties, labels, votes)
             rows.append(batch.rows[batch.mask])
             gold.append(batch.labels[batch.mask])
+            scored = (labels[mask] >= 0).cpu() if refines else None
             for a in range(len(active)):
                 probs[a].append(torch.softmax(logits[a][mask].float(), dim=-1).cpu())
-        return [collect_evaluation(rows, gold, p) for p in probs]
+                if refines:  # NaN rows for the context-only utterances, as loop.refined_rows
+                    dist[a].append(torch.where(scored.unsqueeze(-1), z[a][mask].float().cpu(), float("nan")))
+        return [collect_evaluation(rows, gold, p, None, d if refines else None) for p, d in zip(probs, dist)]
 
 
 def train_group(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], features_dir: str | Path = "features",
@@ -472,6 +481,7 @@ def _train(runs: list[_Run], union: PreparedData, device: torch.device, progress
                 run = runs[r]
                 scores = classification_metrics(valid.gold, valid.pred, data.labels)
                 row = epoch_row(run.state["epoch"] + 1, loss, valid.loss, scores, seconds)
+                row.update(epoch_diagnostics(valid.refined, valid.gold, data.labels))  # as run_training's rows
                 best_weights[r] = trainer.selected_weights(r) if select_epoch(run.config, run.state, row) else None
                 commit.write_next(run.run_dir, trainer.run_checkpoint(r), best_weights[r], token, members)
             for r in active:

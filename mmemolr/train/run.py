@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from mmemolr.config import to_dict
+from mmemolr.corpus.agreement import class_confusion
 from mmemolr.fileio import remove_stale_temporaries
 from mmemolr.fuse import FusedData, describe_file
 from mmemolr.model import bptt
@@ -319,28 +320,27 @@ def finish_run(config: TrainConfig, run_dir: Path, prepared: PreparedData, input
 def people_agreement(data: FusedData, evaluations: Sequence[tuple[str, Evaluation]]) -> dict[str, Any]:
     """Per split, the agreement of the predicted (and refined) distributions with the annotators' votes,
     beside the nulls of mmemolr.targets.agreement (the annotators' class shapes from the train split)."""
-    votes = data.votes.numpy()
-    train = data.split("train")
-    rows = np.concatenate([d.rows for d in train])
-    annotators = annotator_class_shapes(votes[rows], np.concatenate([d.labels for d in train]), len(data.labels))
-    return {name: agreement_with_votes(ev.probs, ev.gold, votes[ev.rows], annotators, z=ev.refined)
+    votes, gold = train_votes(data)
+    annotators = annotator_class_shapes(votes, gold, len(data.labels))
+    return {name: agreement_with_votes(ev.probs, ev.gold, data.votes.numpy()[ev.rows], annotators, z=ev.refined)
             for name, ev in evaluations}
 
 
 def annotator_confusion(data: FusedData) -> list[list[float] | None]:
     """C x C: row g = the mean vote shares (over the labels) of the train utterances of gold class g with a
     vote: the annotators' own label confusions, drawn beside the learned ones (null rows: no such utterance)."""
-    votes = data.votes.numpy()
+    votes, gold = train_votes(data)
+    total = votes.sum(1)
+    keep = (gold >= 0) & (total > 0)
+    matrix, _ = class_confusion(votes[keep] / total[keep, None], gold[keep], len(data.labels))
+    return [None if np.isnan(row).any() else row.round(6).tolist() for row in matrix]
+
+
+def train_votes(data: FusedData) -> tuple[np.ndarray, np.ndarray]:
+    """The train split's vote counts (N, C) and gold label indices (N,; -1: context-only)."""
     train = data.split("train")
     rows = np.concatenate([d.rows for d in train])
-    gold = np.concatenate([d.labels for d in train])
-    counts = votes[rows]
-    total = counts.sum(1)
-    out: list[list[float] | None] = []
-    for g in range(len(data.labels)):
-        keep = (gold == g) & (total > 0)
-        out.append((counts[keep] / total[keep, None]).mean(0).round(6).tolist() if keep.any() else None)
-    return out
+    return data.votes.numpy()[rows], np.concatenate([d.labels for d in train])
 
 
 def capped_warning(config: TrainConfig, state: dict[str, Any]) -> list[str]:

@@ -233,15 +233,30 @@ class StackedModel:
 
     @torch.no_grad()
     def predict(self, weights: dict[str, torch.Tensor], masks: torch.Tensor, x: torch.Tensor, speakers: torch.Tensor,
-                mask: torch.Tensor, n_parties: int) -> torch.Tensor:
-        """Logits (A, B, T, C) of A stacked runs on one shared batch (eval mode: no dropout)."""
+                mask: torch.Tensor, n_parties: int, labels: torch.Tensor | None = None,
+                votes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (A, B, T, C) of A stacked runs on one shared batch (eval mode: no dropout), and with
+        ``labels`` (B, T; -1 where unknown: those steps' rows are meaningless) the refining target's
+        distributions z (A, B, T, C) as ``loop.evaluate`` computes them (``votes`` (B, T, C) where the corpus
+        has them)."""
         template = self.template
         template.eval()
 
         def one_run(w, m):
-            return self._call(w, lambda model: model.predictor(x * m, speakers, mask, n_parties).logits)
+            def outputs(model):
+                out = model.predictor(x * m, speakers, mask, n_parties)
+                if labels is None:
+                    return out.logits, None
+                flat = type(out)(**{f.name: getattr(out, f.name).flatten(0, 1) for f in fields(out)
+                                    if getattr(out, f.name) is not None})
+                z = model.target.distribution(flat, labels.clamp(min=0).flatten(),
+                                              votes.flatten(0, 1) if votes is not None else None)
+                return out.logits, z.view(*labels.shape, -1)
 
-        return vmap(one_run)(weights, masks)
+            return self._call(w, outputs)
+
+        logits, z = vmap(one_run, out_dims=(0, 0 if labels is not None else None))(weights, masks)
+        return logits, z
 
 
 @torch.no_grad()
